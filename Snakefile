@@ -1,0 +1,37 @@
+# dataworth: load and validate the study, include one rule file per stage, target `all`.
+# The study is params.yaml, or the file given with --configfile (then params.yaml is not read).
+import json
+
+from dataworth.study import StudyError, load_study
+
+if not workflow.overwrite_configfiles:
+
+    configfile: "params.yaml"
+
+
+try:
+    STUDY = load_study(config, name=", ".join(map(str, workflow.overwrite_configfiles)) or "params.yaml")
+except StudyError as error:
+    # One clear message naming every bad field; nothing is scheduled.
+    raise WorkflowError(str(error)) from None
+
+RESULTS = f"results/{STUDY.name}"
+DATA = f"{RESULTS}/data/{STUDY.dataset_id()}.pt"
+RUN_IDS = [run["run_id"] for run in STUDY.runs]
+RUN_DIR = RESULTS + "/runs/{run_id}"
+
+
+wildcard_constraints:
+    run_id="[0-9a-f]{12}",
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/collect.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/metrics.parquet",
+    default_target: True

@@ -1,0 +1,147 @@
+"""The `dataworth` command. Snakemake rules call these subcommands; users call them too.
+
+Heavy imports (torch, pandas) happen inside the subcommands so `dataworth --help` and
+validation stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+PROCESS_START = time.perf_counter()
+
+
+def _load(path: str):
+    from dataworth.study import StudyError, load_study
+
+    try:
+        return load_study(path)
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_validate(args) -> None:
+    study = _load(args.study)
+    print(f"{args.study}: study {study.name!r} is valid: {len(study.runs)} runs on {study.spec.dataset.name}")
+
+
+def cmd_plan(args) -> None:
+    import pandas as pd
+
+    from dataworth.runs import run_dir
+    from dataworth.tracking.schemas import RUN_TABLE, SUMMARY, read_parquet, write_parquet
+
+    study = _load(args.study)
+    table = study.run_table()
+    results = study.results_dir(args.results)
+    states = []
+    for run_id in table["run_id"]:
+        rd = run_dir(results, run_id)
+        if rd.summary.exists():
+            states.append(read_parquet(rd.summary, SUMMARY)["status"].iloc[0])
+        elif rd.training.exists():
+            states.append("trained")
+        else:
+            states.append("pending")
+    if args.out:
+        write_parquet(table, RUN_TABLE, args.out)
+    shown = table[["run_id", "n_train", "augmentation", "model", "width", "seed"]].assign(state=states)
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        print(shown.to_string(index=False))
+    counts = pd.Series(states).value_counts().to_dict()
+    print(f"\nstudy {study.name!r}: {len(table)} runs in {results}/runs ({', '.join(f'{v} {k}' for k, v in counts.items())})")
+    if args.out:
+        print(f"run table written to {args.out}")
+
+
+def cmd_prepare(args) -> None:
+    from dataworth.data import prepare_dataset
+
+    meta = prepare_dataset(json.loads(args.config), args.out)
+    print(f"prepared {meta['config']['name']}: sizes {meta['sizes']}, sample shape {meta['sample_shape']}, "
+          f"{meta['num_classes']} classes, sha256 {meta['sha256'][:12]} -> {args.out}")
+    print(f"ood set: {meta['ood']}")
+
+
+def cmd_train(args) -> None:
+    from dataworth.runs import RunDir
+    from dataworth.train import train_run
+
+    run = json.loads(args.run)
+    print(f"run {run['run_id']}: {run['model']['name']}(width={run['model']['width']}) n_train={run['n_train']} "
+          f"augmentation={run['augmentation']['name']} seed={run['seed']} steps={run['train']['steps']}", flush=True)
+    record = train_run(run, args.data, RunDir(Path(args.run_dir)), threads=args.threads, process_start=PROCESS_START)
+    print(f"status {record['status']} after {record['steps_completed']} steps, final loss {record['final_loss']:.4f}, "
+          f"compute {record['compute_seconds']:.1f}s, start-up {record['startup_seconds']:.1f}s on {record['device']}")
+    if record["status"] == "diverged":
+        print("the training loss became NaN or inf: the run is recorded as diverged and the study goes on")
+
+
+def cmd_evaluate(args) -> None:
+    from dataworth.evaluate import evaluate_run
+    from dataworth.runs import RunDir
+
+    row = evaluate_run(RunDir(Path(args.run_dir)), args.data, threads=args.threads)
+    print(f"run {row['run_id']} ({row['status']}): test accuracy {row['test_accuracy']:.4f}, "
+          f"ood accuracy {row['ood_accuracy']:.4f}, train accuracy {row['train_accuracy']:.4f}")
+
+
+def cmd_collect(args) -> None:
+    from dataworth.tracking.collect import collect_metrics
+
+    metrics = collect_metrics(args.summaries, args.out)
+    status = metrics["status"].value_counts().to_dict()
+    print(f"collected {len(metrics)} runs into {args.out} ({status})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dataworth", description="How much is data worth? Scaling-law and exchange-rate studies.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a study file and report every problem")
+    p.add_argument("study", nargs="?", default="params.yaml")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plan", help="print the run table (and each run's state); --out writes it as Parquet")
+    p.add_argument("study", nargs="?", default="params.yaml")
+    p.add_argument("--out", help="write the run table to this Parquet file")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("prepare", help="build a dataset file (called by the prepare_data rule)")
+    p.add_argument("--config", required=True, help="the dataset config as JSON")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train one run (called by the train rule)")
+    p.add_argument("--run", required=True, help="the run's resolved config as JSON")
+    p.add_argument("--data", required=True, help="prepared dataset file")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate one trained run and write its summary (called by the evaluate rule)")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("collect", help="collect run summaries into metrics.parquet")
+    p.add_argument("--out", required=True)
+    p.add_argument("summaries", nargs="+")
+    p.set_defaults(func=cmd_collect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,379 @@
+"""A study: its typed spec, validation with field-path errors, the grid, and run ids.
+
+A study is one YAML file (params.yaml by default). `load_study` validates it completely
+before anything runs and raises `StudyError` listing every problem as
+``<field path>: <what is wrong>; <what is allowed>``.
+
+The grid expands into runs. A run's id is a short hash of its resolved config (everything
+that changes its result), so adding a seed or a size adds runs and leaves every existing id,
+and so every finished run directory, untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dataworth.augment.ops import OP_SPECS, OpSpec
+from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
+from dataworth.models import MODEL_MODALITIES
+
+RUN_ID_LENGTH = 12
+# Settings that decide where or how fast a run executes, not what it computes: left out of the
+# run id so a study moved from a laptop to a cluster keeps its run ids.
+EXECUTION_ONLY_TRAIN_FIELDS = ("device",)
+
+
+class StudyError(ValueError):
+    """A study that cannot run; the message lists every problem with its field path."""
+
+    def __init__(self, problems: list[str], source: str = "study"):
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+
+
+class _Strict(BaseModel):
+    # extra="forbid" turns a typo in a key into an error instead of a silently ignored value.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    name: Literal["mlp", "cnn1d", "cnn2d", "resnet18"]
+    width: int = Field(gt=0, description="hidden units (mlp) or base channels (cnn1d, cnn2d, resnet18)")
+
+
+class TrainSpec(_Strict):
+    steps: int = Field(gt=0, description="optimizer steps, whatever the training-set size")
+    batch_size: int = Field(default=128, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(default=0.05, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="Nesterov momentum (sgd only)")
+    weight_decay: float = Field(default=5e-4, ge=0)
+    warmup_steps: int = Field(default=0, ge=0, description="linear warm-up, then cosine decay to zero")
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    log_every: int = Field(default=50, gt=0, description="history row (and divergence check) every N steps")
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError("must be one of auto, cpu, cuda, cuda:N")
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> "TrainSpec":
+        if self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than steps ({self.steps})")
+        return self
+
+
+class EvalSpec(_Strict):
+    batch_size: int = Field(default=1024, gt=0)
+
+
+AxisValue = Union[int, str, list[Union[int, str]]]
+
+
+class GridSpec(_Strict):
+    n_train: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    augmentation: list[str] = Field(min_length=1)
+    model: list[ModelSpec] = Field(min_length=1)
+    seed: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    exclude: list[dict[Literal["n_train", "augmentation", "model", "width", "seed"], AxisValue]] = Field(
+        default_factory=list,
+        description="a run is left out when it matches every key of one rule (a list matches any of its values)",
+    )
+
+
+DatasetUnion = Annotated[Union[tuple(DATASET_SPECS.values())], Field(discriminator="name")]
+OpUnion = Annotated[Union[tuple(OP_SPECS.values())], Field(discriminator="op")]
+
+
+class StudySpec(_Strict):
+    study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name; outputs go to results/<study>/")
+    dataset: DatasetUnion
+    augmentations: dict[str, list[OpUnion]] = Field(description="named policies: a list of ops each; [] is no augmentation")
+    grid: GridSpec
+    train: TrainSpec
+    eval: EvalSpec = EvalSpec()
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation messages
+
+
+def _loc(loc: tuple) -> str:
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """The field names allowed at `loc` (for 'unknown key' messages), walking the spec types."""
+    import typing
+
+    target: Any = model
+    for item in loc[:-1]:
+        if isinstance(item, int):
+            continue
+        if isinstance(target, type) and issubclass(target, BaseModel):
+            field = target.model_fields.get(item)
+            if field is None:
+                # A discriminated-union tag (e.g. the op name): pick that member.
+                for member in _union_members(target):
+                    if getattr(member, "_tag", None) == item:
+                        target = member
+                        break
+                continue
+            target = field.annotation
+        target = _unwrap(target, item)
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        return list(target.model_fields)
+    return None
+
+
+def _union_members(tp: Any) -> list:
+    import typing
+
+    return [a for a in typing.get_args(tp) if isinstance(a, type)]
+
+
+def _unwrap(tp: Any, tag: Any) -> Any:
+    """Strip list/dict/Annotated/Union wrappers down to the model a location refers to."""
+    import typing
+
+    for _ in range(6):
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (list, tuple):
+            tp = typing.get_args(tp)[0]
+        elif origin is dict:
+            tp = typing.get_args(tp)[1]
+        elif origin is Union:
+            members = [a for a in typing.get_args(tp) if isinstance(a, type) and issubclass(a, BaseModel)]
+            for member in members:
+                tag_field = next(iter(member.model_fields.values()))
+                if typing.get_args(tag_field.annotation) == (tag,):
+                    return member
+            return members[0] if len(members) == 1 else tp
+        else:
+            return tp
+    return tp
+
+
+def _format_error(err: dict) -> str:
+    loc = _loc(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(StudySpec, err["loc"])
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"{loc}: unknown key{hint}"
+    if kind == "missing":
+        return f"{loc}: required key is missing"
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        return f"{loc}: unknown {ctx.get('discriminator', 'name').strip(chr(39))} {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{loc}: {msg} (got {err.get('input')!r})"
+
+
+# ---------------------------------------------------------------------------------------------
+# The study and its runs
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def short_hash(obj: Any, length: int = RUN_ID_LENGTH) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
+
+
+class Study:
+    """A validated study: the spec plus its expanded, ordered runs."""
+
+    def __init__(self, spec: StudySpec, source: str = "study"):
+        self.spec = spec
+        self.source = source
+        problems = _cross_check(spec)
+        if problems:
+            raise StudyError(problems, source)
+        self.runs: list[dict] = _expand(spec)
+        self.runs_by_id = {r["run_id"]: r for r in self.runs}
+
+    @property
+    def name(self) -> str:
+        return self.spec.study
+
+    def results_dir(self, root: str | Path = "results") -> Path:
+        return Path(root) / self.name
+
+    def dataset_config(self) -> dict:
+        return self.spec.dataset.model_dump()
+
+    def dataset_id(self) -> str:
+        """Names the prepared-data file: changes whenever the dataset config does."""
+        return f"{self.spec.dataset.name}-{short_hash(self.dataset_config(), 8)}"
+
+    def run(self, run_id: str) -> dict:
+        try:
+            return self.runs_by_id[run_id]
+        except KeyError:
+            raise KeyError(f"run {run_id!r} is not in study {self.name!r} ({len(self.runs)} runs)") from None
+
+    def run_table(self):
+        import pandas as pd
+
+        from dataworth.tracking.schemas import RUN_TABLE, conform
+
+        rows = [run_row(r) for r in self.runs]
+        return conform(pd.DataFrame(rows), RUN_TABLE)
+
+
+RECIPE_FIELDS = ("steps", "batch_size", "optimizer", "lr", "weight_decay", "label_smoothing")
+
+
+def run_row(run: dict) -> dict:
+    """The flat view of one run: grid values and recipe (one row of the run table)."""
+    return {
+        "run_id": run["run_id"],
+        "study": run["study"],
+        "dataset": run["dataset"]["name"],
+        "method": run["method"],
+        "n_train": run["n_train"],
+        "augmentation": run["augmentation"]["name"],
+        "model": run["model"]["name"],
+        "width": run["model"]["width"],
+        "seed": run["seed"],
+        **{key: run["train"][key] for key in RECIPE_FIELDS},
+    }
+
+
+def _matches(rule: dict, values: dict) -> bool:
+    for key, wanted in rule.items():
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        if values[key] not in wanted:
+            return False
+    return True
+
+
+def _expand(spec: StudySpec) -> list[dict]:
+    runs = []
+    grid = spec.grid
+    for n_train, aug_name, model, seed in itertools.product(grid.n_train, grid.augmentation, grid.model, grid.seed):
+        axes = {"n_train": n_train, "augmentation": aug_name, "model": model.name, "width": model.width, "seed": seed}
+        if any(_matches(rule, axes) for rule in grid.exclude):
+            continue
+        train = spec.train.model_dump()
+        identity = {
+            "dataset": spec.dataset.model_dump(),
+            "method": "supervised",
+            "n_train": n_train,
+            "augmentation": {"name": aug_name, "ops": [op.model_dump() for op in spec.augmentations[aug_name]]},
+            "model": model.model_dump(),
+            "seed": seed,
+            "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
+            "eval": spec.eval.model_dump(),
+        }
+        run = {"run_id": short_hash(identity), "study": spec.study, **identity}
+        run["train"] = train
+        runs.append(run)
+    return runs
+
+
+def _cross_check(spec: StudySpec) -> list[str]:
+    """Checks that need more than one field: sizes vs. the dataset, ops and models vs. the data."""
+    problems = []
+    ds: DatasetSpec = spec.dataset
+    modality = ds.modality
+    pool = ds.train_pool_size()
+    for i, n in enumerate(spec.grid.n_train):
+        if n > pool:
+            problems.append(
+                f"grid.n_train[{i}]: {n} is larger than the {ds.name} training pool ({pool} samples); "
+                f"allowed: 1..{pool}" + (" (raise dataset.train_pool)" if "train_pool" in type(ds).model_fields else "")
+            )
+    if len(set(spec.grid.n_train)) != len(spec.grid.n_train):
+        problems.append(f"grid.n_train: duplicate sizes in {spec.grid.n_train}")
+    if len(set(spec.grid.seed)) != len(spec.grid.seed):
+        problems.append(f"grid.seed: duplicate seeds in {spec.grid.seed}")
+    for i, name in enumerate(spec.grid.augmentation):
+        if name not in spec.augmentations:
+            problems.append(
+                f"grid.augmentation[{i}]: unknown policy {name!r}; allowed: the names under augmentations: "
+                f"{', '.join(spec.augmentations) or '(none defined)'}"
+            )
+    for policy, ops in spec.augmentations.items():
+        for j, op in enumerate(ops):
+            if modality not in op.modalities:
+                allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities)
+                problems.append(
+                    f"augmentations.{policy}[{j}].op: {op.op!r} does not apply to {modality} data ({ds.name}); "
+                    f"allowed: {', '.join(allowed)}"
+                )
+    for i, model in enumerate(spec.grid.model):
+        if modality not in MODEL_MODALITIES[model.name]:
+            allowed = sorted(k for k, m in MODEL_MODALITIES.items() if modality in m)
+            problems.append(
+                f"grid.model[{i}].name: {model.name!r} does not take {modality} data ({ds.name}); allowed: {', '.join(allowed)}"
+            )
+    names = [(m.name, m.width) for m in spec.grid.model]
+    if len(set(names)) != len(names):
+        problems.append("grid.model: duplicate (name, width) entries")
+    axis_values = {
+        "n_train": set(spec.grid.n_train),
+        "augmentation": set(spec.grid.augmentation),
+        "model": {m.name for m in spec.grid.model},
+        "width": {m.width for m in spec.grid.model},
+        "seed": set(spec.grid.seed),
+    }
+    for i, rule in enumerate(spec.grid.exclude):
+        if not rule:
+            problems.append(f"grid.exclude[{i}]: empty rule would exclude every run")
+        for key, value in rule.items():
+            for v in value if isinstance(value, list) else [value]:
+                if v not in axis_values[key]:
+                    problems.append(
+                        f"grid.exclude[{i}].{key}: {v!r} is not a value of the grid; allowed: {sorted(axis_values[key], key=str)}"
+                    )
+    if not problems and not _expand(spec):
+        problems.append("grid.exclude: every run of the grid is excluded; nothing would run")
+    return problems
+
+
+def load_study(source: str | Path | dict, name: str | None = None) -> Study:
+    """Validate a study given as a YAML path or an already-parsed dict (Snakemake's `config`)."""
+    if isinstance(source, dict):
+        raw, label = source, name or "config"
+    else:
+        path = Path(source)
+        label = name or str(path)
+        if not path.exists():
+            raise StudyError([f"file not found: {path}"], label)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise StudyError([f"not valid YAML: {exc}"], label) from None
+    if not isinstance(raw, dict):
+        raise StudyError(["the study must be a mapping with keys study, dataset, augmentations, grid, train"], label)
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        raise StudyError([_format_error(e) for e in exc.errors()], label) from None
+    return Study(spec, label)

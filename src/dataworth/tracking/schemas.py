@@ -1,0 +1,128 @@
+"""Every Parquet file dataworth writes, its schema, and the one way to write and read it.
+
+Writers call `write_parquet(df, SCHEMA, path)`: columns are checked, ordered and cast to the
+schema, and the file is written atomically. Readers call `read_parquet(path, SCHEMA)`.
+The column documentation here is what the README's output-schema section shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataworth.files import atomic_path
+
+
+def _schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
+    return pa.schema([pa.field(name, dtype, nullable=True, metadata={"doc": doc}) for name, dtype, doc in fields])
+
+
+_GRID = (
+    ("run_id", pa.string(), "short hash of the run's resolved config"),
+    ("study", pa.string(), "study name"),
+    ("dataset", pa.string(), "dataset name"),
+    ("method", pa.string(), "training method (supervised)"),
+    ("n_train", pa.int64(), "real training samples (nested, class-stratified subset)"),
+    ("augmentation", pa.string(), "augmentation policy name (none = no augmentation)"),
+    ("model", pa.string(), "model name"),
+    ("width", pa.int64(), "model width"),
+    ("seed", pa.int64(), "seed of subset, init, batch order and augmentation draws"),
+)
+_RECIPE = (
+    ("steps", pa.int64(), "optimizer steps asked for"),
+    ("batch_size", pa.int64(), "training batch size"),
+    ("optimizer", pa.string(), "sgd (Nesterov) or adamw"),
+    ("lr", pa.float64(), "peak learning rate"),
+    ("weight_decay", pa.float64(), "weight decay"),
+    ("label_smoothing", pa.float64(), "label smoothing of the training loss"),
+)
+
+RUN_TABLE = _schema(*_GRID, *_RECIPE)
+
+HISTORY = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("step", pa.int64(), "optimizer steps done"),
+    ("loss", pa.float64(), "mean training loss over the steps since the previous row"),
+    ("accuracy", pa.float64(), "mean training-batch accuracy (augmented batches) since the previous row"),
+    ("lr", pa.float64(), "learning rate at this step"),
+    ("elapsed_seconds", pa.float64(), "training-loop seconds since the first step"),
+)
+
+TRAINING = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("status", pa.string(), "ok, or diverged (training loss became NaN or inf)"),
+    ("steps_completed", pa.int64(), "steps run (the step of the last history row if diverged)"),
+    ("final_loss", pa.float64(), "training loss of the last history row"),
+    ("wall_seconds", pa.float64(), "training job: process start to outputs written"),
+    ("compute_seconds", pa.float64(), "training loop alone (first step to last)"),
+    ("startup_seconds", pa.float64(), "process start to first step (imports, data, model)"),
+    ("device", pa.string(), "device trained on"),
+    ("num_threads", pa.int64(), "torch intra-op threads"),
+    ("torch_version", pa.string(), "torch version"),
+    ("data_sha256", pa.string(), "content hash of the prepared dataset"),
+    ("host", pa.string(), "host name"),
+)
+
+SUMMARY = _schema(
+    *_GRID,
+    *_RECIPE,
+    ("status", pa.string(), "ok, or diverged (metrics are then null)"),
+    ("steps_completed", pa.int64(), "steps run"),
+    ("train_loss", pa.float64(), "cross-entropy on the run's training subset, no augmentation"),
+    ("train_accuracy", pa.float64(), "accuracy on the run's training subset, no augmentation"),
+    ("test_loss", pa.float64(), "cross-entropy on the fixed test set"),
+    ("test_accuracy", pa.float64(), "accuracy on the fixed test set"),
+    ("ood_loss", pa.float64(), "cross-entropy on the out-of-distribution test set"),
+    ("ood_accuracy", pa.float64(), "accuracy on the out-of-distribution test set"),
+    ("wall_seconds", pa.float64(), "training job wall time"),
+    ("compute_seconds", pa.float64(), "training-loop time"),
+    ("eval_seconds", pa.float64(), "evaluation time"),
+    ("device", pa.string(), "device trained on"),
+    ("data_sha256", pa.string(), "content hash of the prepared dataset"),
+)
+
+# metrics.parquet: one SUMMARY row per run of the study.
+METRICS = SUMMARY
+
+SCHEMAS = {"runs": RUN_TABLE, "history": HISTORY, "training": TRAINING, "summary": SUMMARY}
+
+
+class SchemaError(ValueError):
+    pass
+
+
+def conform(df: pd.DataFrame, schema: pa.Schema) -> pd.DataFrame:
+    """`df` with exactly the schema's columns, in its order; a missing or extra column is an error."""
+    missing = [n for n in schema.names if n not in df.columns]
+    extra = [c for c in df.columns if c not in schema.names]
+    if missing or extra:
+        raise SchemaError(f"columns do not match the schema: missing {missing}, unexpected {extra}")
+    return df[schema.names]
+
+
+def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pandas(conform(df, schema), schema=schema, preserve_index=False)
+
+
+def write_parquet(df: pd.DataFrame, schema: pa.Schema, path: str | Path) -> None:
+    table = to_arrow(df, schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
+    table = pq.read_table(path)
+    if table.schema.names != schema.names:
+        raise SchemaError(f"{path}: columns {table.schema.names} differ from the expected {schema.names}")
+    return table.cast(schema).to_pandas()
+
+
+def describe(schema: pa.Schema) -> str:
+    """A Markdown table of the schema (for the README)."""
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    for field in schema:
+        lines.append(f"| `{field.name}` | {field.type} | {field.metadata[b'doc'].decode()} |")
+    return "\n".join(lines)

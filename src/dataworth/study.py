@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -111,85 +112,73 @@ class StudySpec(_Strict):
 # Validation messages
 
 
-def _loc(loc: tuple) -> str:
-    parts = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts)
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
-    """The field names allowed at `loc` (for 'unknown key' messages), walking the spec types."""
-    import typing
-
-    target: Any = model
-    for item in loc[:-1]:
-        if isinstance(item, int):
-            continue
-        if isinstance(target, type) and issubclass(target, BaseModel):
-            field = target.model_fields.get(item)
-            if field is None:
-                # A discriminated-union tag (e.g. the op name): pick that member.
-                for member in _union_members(target):
-                    if getattr(member, "_tag", None) == item:
-                        target = member
-                        break
-                continue
-            target = field.annotation
-        target = _unwrap(target, item)
-    if isinstance(target, type) and issubclass(target, BaseModel):
-        return list(target.model_fields)
-    return None
-
-
-def _union_members(tp: Any) -> list:
-    import typing
-
-    return [a for a in typing.get_args(tp) if isinstance(a, type)]
-
-
-def _unwrap(tp: Any, tag: Any) -> Any:
-    """Strip list/dict/Annotated/Union wrappers down to the model a location refers to."""
-    import typing
-
-    for _ in range(6):
-        origin = typing.get_origin(tp)
-        if origin is Annotated:
-            tp = typing.get_args(tp)[0]
-        elif origin in (list, tuple):
-            tp = typing.get_args(tp)[0]
-        elif origin is dict:
-            tp = typing.get_args(tp)[1]
-        elif origin is Union:
-            members = [a for a in typing.get_args(tp) if isinstance(a, type) and issubclass(a, BaseModel)]
-            for member in members:
-                tag_field = next(iter(member.model_fields.values()))
-                if typing.get_args(tag_field.annotation) == (tag,):
-                    return member
-            return members[0] if len(members) == 1 else tp
-        else:
-            return tp
+def _strip_annotated(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
     return tp
 
 
+def _tagged_member(tp: Any, tag: Any) -> Any:
+    """The member of a discriminated union whose tag (its first, Literal field) equals `tag`."""
+    if typing.get_origin(tp) is not Union:
+        return None
+    for member in typing.get_args(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            if (tag,) in (typing.get_args(f.annotation) for f in member.model_fields.values()):
+                return member
+    return None
+
+
+def _walk(loc: tuple) -> tuple[str, Any]:
+    """Follow a pydantic error location through the spec types.
+
+    Returns the path as the user wrote it (union tags, which pydantic inserts, are dropped)
+    and the type found at its end (a model, or None when the location leaves the spec).
+    """
+    tp: Any = StudySpec
+    shown = ""
+    for item in loc:
+        tp = _strip_annotated(tp)
+        member = _tagged_member(tp, item)
+        if member is not None:
+            tp = member
+            continue
+        origin = typing.get_origin(tp)
+        if origin in (list, tuple) or isinstance(item, int):
+            tp = typing.get_args(tp)[0] if origin in (list, tuple) else None
+            shown += f"[{item}]"
+            continue
+        shown += f".{item}" if shown else str(item)
+        if origin is dict:
+            tp = typing.get_args(tp)[1]
+        elif isinstance(tp, type) and issubclass(tp, BaseModel) and item in tp.model_fields:
+            tp = tp.model_fields[item].annotation
+        else:
+            tp = None
+    return shown or "(top level)", _strip_annotated(tp)
+
+
 def _format_error(err: dict) -> str:
-    loc = _loc(err["loc"])
-    kind = err["type"]
+    loc, kind = _walk(err["loc"])[0], err["type"]
+    ctx = err.get("ctx", {})
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(StudySpec, err["loc"])
-        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        _, parent = _walk(err["loc"][:-1])
+        hint = ""
+        if isinstance(parent, type) and issubclass(parent, BaseModel):
+            hint = f"; allowed keys here: {', '.join(parent.model_fields)}"
+        elif typing.get_origin(parent) is Literal:
+            hint = f"; allowed keys here: {', '.join(map(str, typing.get_args(parent)))}"
         return f"{loc}: unknown key{hint}"
     if kind == "missing":
         return f"{loc}: required key is missing"
-    if kind == "union_tag_invalid":
-        ctx = err.get("ctx", {})
-        return f"{loc}: unknown {ctx.get('discriminator', 'name').strip(chr(39))} {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        key = str(ctx.get("discriminator", "name")).strip("'")
+        members = typing.get_args(_walk(err["loc"])[1])
+        tags = ", ".join(repr(typing.get_args(m.model_fields[key].annotation)[0]) for m in members)
+        if kind == "union_tag_not_found":
+            return f"{loc}.{key}: required key is missing; allowed: {tags}"
+        return f"{loc}: unknown {key} {ctx.get('tag')!r}; allowed: {tags}"
+    msg = err["msg"].removeprefix("Value error, ")
     return f"{loc}: {msg} (got {err.get('input')!r})"
 
 

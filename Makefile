@@ -1,0 +1,50 @@
+# The two commands a fresh machine needs: `make demo` (the default study) and `make test`.
+# Both create the pinned environment in .venv first (requirements.lock), once.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup demo test test-unit plan dry-run clean-results lock help
+
+help:
+	@echo "make demo    run the default study (params.yaml) end to end"
+	@echo "make test    run the test suite"
+	@echo "make plan    print the default study's run table"
+	@echo "make setup   only create the pinned environment in .venv"
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dataworth validate params.yaml
+	$(BIN)/snakemake --cores $${CORES:-2}
+	$(BIN)/dataworth plan params.yaml | tail -n 1
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+plan: $(STAMP)
+	$(BIN)/dataworth plan params.yaml
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n
+
+# Re-pin: install the ranges of pyproject.toml into a scratch venv and freeze it.
+lock:
+	rm -rf /tmp/dataworth-lock && $(PYTHON) -m venv /tmp/dataworth-lock
+	/tmp/dataworth-lock/bin/pip install --quiet torch==2.13.0 -e . pytest pytest-xdist
+	/tmp/dataworth-lock/bin/pip freeze | grep -v -i '^-e\|^dataworth' | sed 's/+cpu$$//' > requirements.lock
+
+clean-results:
+	rm -rf results .snakemake

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import subprocess
+
+import pandas as pd
+
+from conftest import BIN, write_yaml
+from dataworth.tracking.schemas import RUN_TABLE, read_parquet
+
+
+def dataworth(*args, cwd=None):
+    return subprocess.run([str(BIN / "dataworth"), *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_validate_reports_problems_and_exits_2(tmp_path, tiny_study):
+    tiny_study["train"]["steps"] = 0
+    tiny_study["dataset"]["name"] = "cifar"
+    path = write_yaml(tmp_path / "s.yaml", tiny_study)
+    proc = dataworth("validate", str(path))
+    assert proc.returncode == 2
+    assert "train.steps" in proc.stderr and "dataset: unknown name 'cifar'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_plan_prints_and_writes_the_run_table(tmp_path, tiny_study):
+    path = write_yaml(tmp_path / "s.yaml", tiny_study)
+    proc = dataworth("plan", str(path), "--out", str(tmp_path / "runs.parquet"), "--results", str(tmp_path / "results"))
+    assert proc.returncode == 0, proc.stderr
+    assert "4 runs" in proc.stdout and "4 pending" in proc.stdout
+    table = read_parquet(tmp_path / "runs.parquet", RUN_TABLE)
+    assert len(table) == 4 and table["run_id"].str.len().eq(12).all()
+    for run_id in table["run_id"]:
+        assert run_id in proc.stdout

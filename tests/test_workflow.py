@@ -1,0 +1,117 @@
+"""Real Snakemake on a tiny synthetic study in a temp dir."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dataworth.study import load_study
+from dataworth.tracking.schemas import METRICS, read_parquet
+
+pytestmark = pytest.mark.integration
+
+
+def jobs_run(output: str) -> dict[str, int]:
+    """Snakemake's job-stats table ('train 4', ...) as a dict; empty when nothing ran."""
+    counts = {}
+    table = output.split("Job stats:", 1)
+    if len(table) == 2:
+        for line in table[1].splitlines():
+            m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if m and m.group(1) != "total":
+                counts[m.group(1)] = int(m.group(2))
+            if line.strip().startswith("total"):
+                break
+    return counts
+
+
+def test_study_runs_end_to_end_then_only_what_is_new(project, tiny_study):
+    project.write_study(tiny_study)
+    dry = project.snakemake("-n")
+    assert jobs_run(dry.stdout + dry.stderr) == {"prepare_data": 1, "train": 4, "evaluate": 4, "collect": 1, "all": 1}
+    assert not project.results().exists()
+
+    first = project.snakemake()
+    assert jobs_run(first.stdout + first.stderr)["train"] == 4
+    metrics = read_parquet(project.results() / "metrics.parquet", METRICS)
+    study = load_study(tiny_study)
+    assert sorted(metrics["run_id"]) == sorted(r["run_id"] for r in study.runs)
+    assert (metrics["status"] == "ok").all()
+    assert metrics["test_accuracy"].between(0, 1).all() and metrics["ood_accuracy"].between(0, 1).all()
+    for run in study.runs:
+        log = project.results() / "runs" / run["run_id"] / "logs" / "train.log"
+        assert "status ok after 40 steps" in log.read_text()
+
+    again = project.snakemake()
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    finished = {p: p.stat().st_mtime_ns for p in (project.results() / "runs").rglob("*.parquet")}
+    tiny_study["grid"]["seed"].append(1)
+    project.write_study(tiny_study)
+    third = project.snakemake()
+    assert jobs_run(third.stdout + third.stderr) == {"train": 4, "evaluate": 4, "collect": 1, "all": 1}
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items()), "a finished run was redone"
+    metrics = read_parquet(project.results() / "metrics.parquet", METRICS)
+    assert len(metrics) == 8 and sorted(metrics["seed"].unique()) == [0, 1]
+
+
+INJECT_DISK_FULL = '''
+# Test-only: make saving the weights of one run fail as if the disk were full.
+import os, torch
+_save = torch.save
+def _failing_save(obj, f, *args, **kwargs):
+    if os.environ["FAIL_RUN_ID"] in str(f):
+        raise OSError(28, "No space left on device")
+    return _save(obj, f, *args, **kwargs)
+torch.save = _failing_save
+'''
+
+
+def test_keep_going_finishes_the_other_runs_and_the_log_says_why(project, tiny_study, tmp_path):
+    project.write_study(tiny_study)
+    failing = load_study(tiny_study).runs[1]["run_id"]
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(INJECT_DISK_FULL)
+    env = {"PYTHONPATH": str(inject), "FAIL_RUN_ID": failing}
+
+    proc = project.snakemake("--keep-going", check=False, env=env)
+    assert proc.returncode != 0
+    runs = project.results() / "runs"
+    done = sorted(p.parent.name for p in runs.glob("*/summary.parquet"))
+    assert len(done) == 3 and failing not in done
+    log = (runs / failing / "logs" / "train.log").read_text()
+    assert "No space left on device" in log
+    assert not (runs / failing / "training.parquet").exists()  # a failed run never looks finished
+    assert not (project.results() / "metrics.parquet").exists()
+
+    # Once the cause is gone, only the failed run is trained.
+    retry = project.snakemake()
+    assert jobs_run(retry.stdout + retry.stderr) == {"train": 1, "evaluate": 1, "collect": 1, "all": 1}
+    assert len(read_parquet(project.results() / "metrics.parquet", METRICS)) == 4
+
+
+def test_a_bad_study_fails_before_any_job_with_the_field_named(project, tiny_study):
+    tiny_study["grid"]["n_train"].append(5000)
+    tiny_study["train"]["optimiser"] = "sgd"
+    project.write_study(tiny_study)
+    proc = project.snakemake(check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "train.optimiser: unknown key" in output
+    assert not project.results().exists()
+
+
+def test_configfile_selects_another_study_without_mixing_in_params_yaml(project, tiny_study):
+    project.write_study(tiny_study)  # params.yaml: the 'tiny' study
+    other = dict(tiny_study, study="other")
+    other["grid"] = dict(tiny_study["grid"], n_train=[32], augmentation=["none"])
+    other["augmentations"] = {"none": []}
+    from conftest import write_yaml
+
+    write_yaml(project.root / "other.yaml", other)
+    proc = project.snakemake("--configfile", "other.yaml")
+    assert jobs_run(proc.stdout + proc.stderr)["train"] == 1
+    assert (project.results("other") / "metrics.parquet").exists()
+    assert not project.results("tiny").exists()

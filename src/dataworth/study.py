@@ -119,7 +119,7 @@ def _strip_annotated(tp: Any) -> Any:
 
 
 def _tagged_member(tp: Any, tag: Any) -> Any:
-    """The member of a discriminated union whose tag (its first, Literal field) equals `tag`."""
+    """The member of a discriminated union that has a Literal field equal to `tag` (its tag)."""
     if typing.get_origin(tp) is not Union:
         return None
     for member in typing.get_args(tp):
@@ -138,6 +138,8 @@ def _walk(loc: tuple) -> tuple[str, Any]:
     tp: Any = StudySpec
     shown = ""
     for item in loc:
+        if item == "[key]":  # pydantic's marker for "the key of this mapping", already shown
+            continue
         tp = _strip_annotated(tp)
         member = _tagged_member(tp, item)
         if member is not None:
@@ -201,9 +203,11 @@ class Study:
         self.spec = spec
         self.source = source
         problems = _cross_check(spec)
+        self.runs: list[dict] = _expand(spec) if not problems else []
+        if not problems and not self.runs:
+            problems.append("grid.exclude: every run of the grid is excluded; nothing would run")
         if problems:
             raise StudyError(problems, source)
-        self.runs: list[dict] = _expand(spec)
         self.runs_by_id = {r["run_id"]: r for r in self.runs}
 
     @property
@@ -341,8 +345,6 @@ def _cross_check(spec: StudySpec) -> list[str]:
                     problems.append(
                         f"grid.exclude[{i}].{key}: {v!r} is not a value of the grid; allowed: {sorted(axis_values[key], key=str)}"
                     )
-    if not problems and not _expand(spec):
-        problems.append("grid.exclude: every run of the grid is excluded; nothing would run")
     return problems
 
 

@@ -68,14 +68,44 @@ def cmd_prepare(args) -> None:
     print(f"ood set: {meta['ood']}")
 
 
+# EX_TEMPFAIL: the run was stopped on request and resumes from its checkpoint when started again.
+EXIT_PREEMPTED = 75
+
+
+def _requeue_slurm_job() -> None:
+    """Ask SLURM to requeue this job (same job id); the next start resumes from the checkpoint."""
+    import os
+    import subprocess
+
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if not job_id:
+        return
+    proc = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
+    if proc.returncode == 0:
+        print(f"requeued SLURM job {job_id}", flush=True)
+    else:
+        print(f"warning: scontrol requeue {job_id} failed: {proc.stderr.strip()}", file=sys.stderr, flush=True)
+
+
 def cmd_train(args) -> None:
     from dataworth.runs import RunDir
     from dataworth.train import train_run
+    from dataworth.train.checkpoint import Preempted
 
     run = json.loads(args.run)
+    out = RunDir(Path(args.run_dir))
+    resuming = " (resuming from its checkpoint)" if out.checkpoint.exists() else ""
     print(f"run {run['run_id']}: {run['model']['name']}(width={run['model']['width']}) n_train={run['n_train']} "
-          f"augmentation={run['augmentation']['name']} seed={run['seed']} steps={run['train']['steps']}", flush=True)
-    record = train_run(run, args.data, RunDir(Path(args.run_dir)), threads=args.threads, process_start=PROCESS_START)
+          f"augmentation={run['augmentation']['name']} seed={run['seed']} steps={run['train']['steps']}{resuming}",
+          flush=True)
+    try:
+        record = train_run(run, args.data, out, threads=args.threads, process_start=PROCESS_START)
+    except Preempted as stop:
+        print(stop, flush=True)
+        _requeue_slurm_job()
+        raise SystemExit(EXIT_PREEMPTED) from None
+    if record["resumed_from_step"]:
+        print(f"resumed from step {record['resumed_from_step']}")
     print(f"status {record['status']} after {record['steps_completed']} steps, final loss {record['final_loss']:.4f}, "
           f"compute {record['compute_seconds']:.1f}s, start-up {record['startup_seconds']:.1f}s on {record['device']}")
     if record["status"] == "diverged":
@@ -135,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("summaries", nargs="+")
     p.set_defaults(func=cmd_collect)
+
     return parser
 
 

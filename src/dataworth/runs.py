@@ -30,6 +30,11 @@ class RunDir:
         return self.path / "training.parquet"
 
     @property
+    def checkpoint(self) -> Path:
+        """Exists only while a run is unfinished (deleted once its outputs are written)."""
+        return self.path / "checkpoint.pt"
+
+    @property
     def summary(self) -> Path:
         """Written last, by evaluation: its presence means the run is complete."""
         return self.path / "summary.parquet"

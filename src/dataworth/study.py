@@ -28,7 +28,7 @@ from dataworth.models import MODEL_MODALITIES
 RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
 # run id so a study moved from a laptop to a cluster keeps its run ids.
-EXECUTION_ONLY_TRAIN_FIELDS = ("device",)
+EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds")
 
 
 class StudyError(ValueError):
@@ -62,6 +62,9 @@ class TrainSpec(_Strict):
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     log_every: int = Field(default=50, gt=0, description="history row (and divergence check) every N steps")
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+    checkpoint_every_seconds: float = Field(
+        default=300, ge=0, description="checkpoint period for resuming after preemption; 0 = only on a stop signal"
+    )
 
     @field_validator("device")
     @classmethod

@@ -64,6 +64,8 @@ TRAINING = _schema(
     ("torch_version", pa.string(), "torch version"),
     ("data_sha256", pa.string(), "content hash of the prepared dataset"),
     ("host", pa.string(), "host name"),
+    ("resumed_from_step", pa.int64(), "step of the checkpoint this start resumed from (0: a fresh start)"),
+    ("slurm_job_id", pa.string(), "SLURM job id of the job that finished the run (null outside SLURM)"),
 )
 
 SUMMARY = _schema(
@@ -126,3 +128,4 @@ def describe(schema: pa.Schema) -> str:
     for field in schema:
         lines.append(f"| `{field.name}` | {field.type} | {field.metadata[b'doc'].decode()} |")
     return "\n".join(lines)
+

@@ -1,7 +1,8 @@
 """The supervised training loop: fixed steps, data already on the device, batched augmentation.
 
 A reader should take this in at one sitting. Losses are accumulated on the device and read
-back only every `log_every` steps, so the step itself never waits for the host.
+back only every `log_every` steps, so the step itself never waits for the host. Everything
+the loop carries from step to step is in `state`, which a checkpoint saves and restores.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
 
+from dataworth.train.checkpoint import Checkpointer, Preempted
 from dataworth.train.schedule import warmup_cosine
 
 
@@ -59,6 +62,7 @@ class TrainResult:
     steps_completed: int
     final_loss: float
     compute_seconds: float
+    resumed_from_step: int = 0
     history: list[dict] = field(default_factory=list)
 
 
@@ -70,26 +74,58 @@ def train_model(
     cfg: dict,
     batch_gen: torch.Generator,
     augment_gen: torch.Generator,
+    checkpointer: Checkpointer | None = None,
+    on_log: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Train `model` in place on (x, y) for cfg['steps'] steps; stops early if the loss diverges."""
+    """Train `model` in place on (x, y) for cfg['steps'] steps; stops early if the loss diverges.
+
+    With a `checkpointer`, resumes from its checkpoint, saves one periodically, and on a stop
+    request saves one and raises `Preempted`. `on_log(row)` sees each history row as it is made.
+    """
     device = x.device
     steps, log_every = cfg["steps"], cfg["log_every"]
     optimizer = make_optimizer(model, cfg, device)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, cfg["warmup_steps"], steps)
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg["warmup_steps"], steps))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
     batches = BatchStream(len(y), cfg["batch_size"], batch_gen, device)
     use_amp = device.type == "cuda"
+    state = {
+        "step": 0,
+        "history": [],
+        "loss_sum": torch.zeros((), device=device),
+        "correct_sum": torch.zeros((), device=device),
+        "interval_steps": 0,
+        "compute_seconds": 0.0,  # training-loop time of earlier starts of this run
+    }
+
+    def snapshot() -> dict:
+        return {
+            "loop": state,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "batch_gen": batch_gen.get_state(),
+            "augment_gen": augment_gen.get_state(),
+            "batches": {"perm": batches.perm, "pos": batches.pos},
+            "compute_seconds": state["compute_seconds"] + time.perf_counter() - start,
+        }
+
+    saved = checkpointer.load() if checkpointer else None
+    if saved:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        batch_gen.set_state(saved["batch_gen"])
+        augment_gen.set_state(saved["augment_gen"])
+        batches.perm, batches.pos = saved["batches"]["perm"].to(device), saved["batches"]["pos"]
+        state.update(saved["loop"], compute_seconds=saved["compute_seconds"])
+        state["loss_sum"], state["correct_sum"] = state["loss_sum"].to(device), state["correct_sum"].to(device)
+    resumed_from_step = state["step"]
 
     model.train()
-    history: list[dict] = []
-    loss_sum = torch.zeros((), device=device)
-    correct_sum = torch.zeros((), device=device)
-    interval_steps = 0
-    status, final_loss = "ok", math.nan
+    status, final_loss = "ok", state["history"][-1]["loss"] if state["history"] else math.nan
     start = time.perf_counter()
-    for step in range(1, steps + 1):
+    for step in range(state["step"] + 1, steps + 1):
         idx = batches.next()
         xb, yb = policy(x[idx], augment_gen), y[idx]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -101,20 +137,34 @@ def train_model(
         lr = schedule.get_last_lr()[0]
         schedule.step()
 
-        loss_sum += loss.detach()
-        correct_sum += (logits.detach().argmax(1) == yb).sum()
-        interval_steps += 1
+        state["step"] = step
+        state["loss_sum"] += loss.detach()
+        state["correct_sum"] += (logits.detach().argmax(1) == yb).sum()
+        state["interval_steps"] += 1
         if step % log_every == 0 or step == steps:
-            final_loss = loss_sum.item() / interval_steps  # the only host sync: once per log_every
-            history.append({
-                "step": step, "loss": final_loss, "accuracy": correct_sum.item() / (interval_steps * len(yb)),
-                "lr": lr, "elapsed_seconds": time.perf_counter() - start,
-            })
-            loss_sum.zero_(), correct_sum.zero_()
-            interval_steps = 0
+            final_loss = state["loss_sum"].item() / state["interval_steps"]  # the only host sync
+            row = {
+                "step": step,
+                "loss": final_loss,
+                "accuracy": state["correct_sum"].item() / (state["interval_steps"] * len(yb)),
+                "lr": lr,
+                "elapsed_seconds": state["compute_seconds"] + time.perf_counter() - start,
+            }
+            state["history"].append(row)
+            if on_log:
+                on_log(row)
+            state["loss_sum"].zero_(), state["correct_sum"].zero_()
+            state["interval_steps"] = 0
             if not math.isfinite(final_loss):
                 status = "diverged"
                 break
+        if checkpointer and step < steps:
+            if checkpointer.stop.requested:
+                checkpointer.save(snapshot())
+                raise Preempted(step)
+            if checkpointer.due():
+                checkpointer.save(snapshot())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return TrainResult(status, history[-1]["step"], final_loss, time.perf_counter() - start, history)
+    compute_seconds = state["compute_seconds"] + time.perf_counter() - start
+    return TrainResult(status, state["step"], final_loss, compute_seconds, resumed_from_step, state["history"])

@@ -6,8 +6,10 @@ training.parquet (the training job's record). Nothing outside the run directory 
 
 from __future__ import annotations
 
+import os
 import socket
 import time
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from dataworth.files import atomic_path
 from dataworth.models import build_model
 from dataworth.runs import RunDir
 from dataworth.tracking.schemas import HISTORY, TRAINING, write_parquet
+from dataworth.train.checkpoint import Checkpointer, StopRequest
 from dataworth.train.loop import train_model
 
 
@@ -44,8 +47,19 @@ def _generator(seed: int, device: torch.device) -> torch.Generator:
     return gen
 
 
-def train_run(run: dict, data_path: str | Path, out: RunDir, threads: int = 1, process_start: float | None = None) -> dict:
-    """Train the run described by its resolved config `run`; returns the training record."""
+def train_run(
+    run: dict,
+    data_path: str | Path,
+    out: RunDir,
+    threads: int = 1,
+    process_start: float | None = None,
+    on_log: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train the run described by its resolved config `run`; returns the training record.
+
+    Resumes from the run directory's checkpoint if there is one. On SIGUSR1/SIGTERM it writes
+    a checkpoint and raises `Preempted` (the caller decides how the run is started again).
+    """
     process_start = time.perf_counter() if process_start is None else process_start
     torch.set_num_threads(threads)
     device = resolve_device(run["train"]["device"])
@@ -61,11 +75,16 @@ def train_run(run: dict, data_path: str | Path, out: RunDir, threads: int = 1, p
     model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes).to(device)
     policy = build_policy(run["augmentation"]["ops"])
 
+    checkpointer = Checkpointer(
+        out.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], StopRequest().install()
+    )
     startup = time.perf_counter() - process_start
     result = train_model(
         model, x, y, policy, run["train"],
         batch_gen=_generator(seeds["batches"], device),
         augment_gen=_generator(seeds["augment"], device),
+        checkpointer=checkpointer,
+        on_log=on_log,
     )
 
     history = pd.DataFrame(result.history)
@@ -86,6 +105,9 @@ def train_run(run: dict, data_path: str | Path, out: RunDir, threads: int = 1, p
         "torch_version": torch.__version__,
         "data_sha256": data.meta["sha256"],
         "host": socket.gethostname(),
+        "resumed_from_step": result.resumed_from_step,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
     write_parquet(pd.DataFrame([record]), TRAINING, out.training)
+    checkpointer.remove()
     return record

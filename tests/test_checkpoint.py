@@ -1,0 +1,131 @@
+"""Checkpoints: a stopped or killed run resumes and ends exactly like an uninterrupted one (CPU)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from conftest import BIN
+from dataworth.data import prepare_dataset
+from dataworth.evaluate import evaluate_run
+from dataworth.runs import RunDir
+from dataworth.study import load_study
+from dataworth.tracking.schemas import HISTORY, TRAINING, read_parquet
+from dataworth.train import train_run
+from dataworth.train.checkpoint import Checkpointer, Preempted
+
+
+class StopAfterPolls:
+    """Stands in for StopRequest: says 'stop' at the n-th step boundary."""
+
+    def __init__(self, polls: int):
+        self.polls = polls
+
+    @property
+    def requested(self) -> bool:
+        self.polls -= 1
+        return self.polls < 0
+
+
+@pytest.fixture
+def setup(tmp_path, tiny_study):
+    tiny_study["train"].update(steps=60, log_every=10)
+    data = tmp_path / "data.pt"
+    prepare_dataset(tiny_study["dataset"], data)
+    run = next(r for r in load_study(tiny_study).runs if r["augmentation"]["name"] == "shift" and r["n_train"] == 64)
+    return run, data
+
+
+def outcome(out: RunDir, data) -> dict:
+    history = read_parquet(out.history, HISTORY).drop(columns="elapsed_seconds")
+    weights = torch.load(out.model)
+    summary = evaluate_run(out, data)
+    return {"history": history, "weights": weights, "test_loss": summary["test_loss"], "ood_loss": summary["ood_loss"]}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a["history"].equals(b["history"])
+    assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
+    assert a["test_loss"] == b["test_loss"] and a["ood_loss"] == b["ood_loss"]
+
+
+@pytest.mark.parametrize("stop_at", [17, 30])  # mid-interval (accumulators in flight) and on a log row
+def test_stopped_run_resumes_to_identical_results(tmp_path, setup, monkeypatch, stop_at):
+    run, data = setup
+    reference = RunDir(tmp_path / "reference")
+    train_run(run, data, reference)
+
+    interrupted = RunDir(tmp_path / "interrupted")
+    original_init = Checkpointer.__init__
+
+    def stopping_init(self, path, run_id, every_seconds, stop=None):
+        original_init(self, path, run_id, every_seconds, StopAfterPolls(stop_at - 1))
+
+    monkeypatch.setattr(Checkpointer, "__init__", stopping_init)
+    with pytest.raises(Preempted) as info:
+        train_run(run, data, interrupted)
+    assert info.value.step == stop_at
+    assert interrupted.checkpoint.exists() and not interrupted.training.exists()
+    monkeypatch.undo()
+
+    record = train_run(run, data, interrupted)
+    assert record["resumed_from_step"] == stop_at
+    assert not interrupted.checkpoint.exists(), "the checkpoint is removed once the run is finished"
+    assert_same(outcome(interrupted, data), outcome(reference, data))
+
+
+def test_checkpoint_of_another_run_is_ignored(tmp_path, setup):
+    run, data = setup
+    out = RunDir(tmp_path / "run")
+    out.path.mkdir()
+    torch.save({"run_id": "somethingelse"}, out.checkpoint)
+    record = train_run(run, data, out)
+    assert record["resumed_from_step"] == 0 and record["steps_completed"] == 60
+
+
+def start_training(run: dict, data, out: RunDir) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "dataworth"), "train", "--run", json.dumps(run), "--data", str(data), "--run-dir", str(out.path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_for(path, proc, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"training ended before {path.name} appeared:\n{proc.stdout.read()}"
+        assert time.monotonic() < deadline, f"no {path.name} after {timeout}s"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("how", ["SIGUSR1", "SIGTERM", "SIGKILL"])
+def test_signalled_or_killed_process_resumes_to_identical_results(tmp_path, setup, how):
+    run, data = setup
+    run = dict(run, train=dict(run["train"], steps=3000, log_every=100, checkpoint_every_seconds=0.3))
+    reference = RunDir(tmp_path / "reference")
+    train_run(run, data, reference)
+
+    out = RunDir(tmp_path / "run")
+    proc = start_training(run, data, out)
+    wait_for(out.checkpoint, proc)  # a periodic checkpoint: training is under way
+    proc.send_signal(getattr(signal, how))
+    output = proc.communicate(timeout=60)[0]
+    if how == "SIGKILL":
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 75, output
+        assert "checkpoint written" in output
+    assert not out.training.exists()
+
+    rerun = start_training(run, data, out)
+    output = rerun.communicate(timeout=120)[0]
+    assert rerun.returncode == 0, output
+    assert "resuming from its checkpoint" in output
+    record = read_parquet(out.training, TRAINING).iloc[0]
+    assert 0 < record["resumed_from_step"] < 3000
+    assert_same(outcome(out, data), outcome(reference, data))

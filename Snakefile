@@ -16,8 +16,16 @@ except StudyError as error:
     raise WorkflowError(str(error)) from None
 
 RESULTS = f"results/{STUDY.name}"
+STUDY_JSON = f"{RESULTS}/study.json"
 DATA = f"{RESULTS}/data/{STUDY.dataset_id()}.pt"
 RUN_IDS = [run["run_id"] for run in STUDY.runs]
+
+
+onstart:
+    # Train and evaluate jobs read their run from this file (written only when the study changed).
+    # It is deliberately no rule output: a rewrite must not make finished runs look outdated, and
+    # which runs exist is decided by their ids, hashes of what they compute.
+    STUDY.write_json(STUDY_JSON)
 RUN_DIR = RESULTS + "/runs/{run_id}"
 
 
@@ -29,9 +37,11 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/collect.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         f"{RESULTS}/metrics.parquet",
+        f"{RESULTS}/report",
     default_target: True

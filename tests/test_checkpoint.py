@@ -88,9 +88,12 @@ def test_checkpoint_of_another_run_is_ignored(tmp_path, setup):
     assert record["resumed_from_step"] == 0 and record["steps_completed"] == 60
 
 
-def start_training(run: dict, data, out: RunDir) -> subprocess.Popen:
+def start_training(study: dict, run_id: str, data, out: RunDir) -> subprocess.Popen:
+    study_file = out.path.parent / "study.json"
+    study_file.write_text(json.dumps(study))
     return subprocess.Popen(
-        [str(BIN / "dataworth"), "train", "--run", json.dumps(run), "--data", str(data), "--run-dir", str(out.path)],
+        [str(BIN / "dataworth"), "train", "--study", str(study_file), "--run-id", run_id,
+         "--data", str(data), "--run-dir", str(out.path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -104,14 +107,15 @@ def wait_for(path, proc, timeout=60.0):
 
 
 @pytest.mark.parametrize("how", ["SIGUSR1", "SIGTERM", "SIGKILL"])
-def test_signalled_or_killed_process_resumes_to_identical_results(tmp_path, setup, how):
-    run, data = setup
-    run = dict(run, train=dict(run["train"], steps=3000, log_every=100, checkpoint_every_seconds=0.3))
+def test_signalled_or_killed_process_resumes_to_identical_results(tmp_path, tiny_study, setup, how):
+    _, data = setup
+    tiny_study["train"].update(steps=3000, log_every=100, checkpoint_every_seconds=0.3)
+    run = load_study(tiny_study).runs[-1]
     reference = RunDir(tmp_path / "reference")
     train_run(run, data, reference)
 
     out = RunDir(tmp_path / "run")
-    proc = start_training(run, data, out)
+    proc = start_training(tiny_study, run["run_id"], data, out)
     wait_for(out.checkpoint, proc)  # a periodic checkpoint: training is under way
     proc.send_signal(getattr(signal, how))
     output = proc.communicate(timeout=60)[0]
@@ -122,7 +126,7 @@ def test_signalled_or_killed_process_resumes_to_identical_results(tmp_path, setu
         assert "checkpoint written" in output
     assert not out.training.exists()
 
-    rerun = start_training(run, data, out)
+    rerun = start_training(tiny_study, run["run_id"], data, out)
     output = rerun.communicate(timeout=120)[0]
     assert rerun.returncode == 0, output
     assert "resuming from its checkpoint" in output

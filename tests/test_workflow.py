@@ -7,7 +7,7 @@ import re
 import pytest
 
 from dataworth.study import load_study
-from dataworth.tracking.schemas import METRICS, read_parquet
+from dataworth.tracking.schemas import FITS, METRICS, read_parquet
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,9 @@ def jobs_run(output: str) -> dict[str, int]:
 def test_study_runs_end_to_end_then_only_what_is_new(project, tiny_study):
     project.write_study(tiny_study)
     dry = project.snakemake("-n")
-    assert jobs_run(dry.stdout + dry.stderr) == {"prepare_data": 1, "train": 4, "evaluate": 4, "collect": 1, "all": 1}
+    assert jobs_run(dry.stdout + dry.stderr) == {
+        "prepare_data": 1, "train": 4, "evaluate": 4, "collect": 1, "report": 1, "all": 1,
+    }
     assert not project.results().exists()
 
     first = project.snakemake()
@@ -42,6 +44,11 @@ def test_study_runs_end_to_end_then_only_what_is_new(project, tiny_study):
     for run in study.runs:
         log = project.results() / "runs" / run["run_id"] / "logs" / "train.log"
         assert "status ok after 40 steps" in log.read_text()
+    # The report is part of `all`; two sizes are too few for a law, and it says so.
+    fits = read_parquet(project.results() / "fits.parquet", FITS)
+    assert len(fits) == 4 and (fits["status"] == "too_few_sizes").all()
+    assert (project.results() / "report" / "report.md").exists()
+    assert "Nothing to be done" in project.snakemake("report").stderr
 
     again = project.snakemake()
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -50,7 +57,9 @@ def test_study_runs_end_to_end_then_only_what_is_new(project, tiny_study):
     tiny_study["grid"]["seed"].append(1)
     project.write_study(tiny_study)
     third = project.snakemake()
-    assert jobs_run(third.stdout + third.stderr) == {"train": 4, "evaluate": 4, "collect": 1, "all": 1}
+    assert jobs_run(third.stdout + third.stderr) == {
+        "train": 4, "evaluate": 4, "collect": 1, "report": 1, "all": 1,
+    }
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items()), "a finished run was redone"
     metrics = read_parquet(project.results() / "metrics.parquet", METRICS)
     assert len(metrics) == 8 and sorted(metrics["seed"].unique()) == [0, 1]
@@ -88,8 +97,19 @@ def test_keep_going_finishes_the_other_runs_and_the_log_says_why(project, tiny_s
 
     # Once the cause is gone, only the failed run is trained.
     retry = project.snakemake()
-    assert jobs_run(retry.stdout + retry.stderr) == {"train": 1, "evaluate": 1, "collect": 1, "all": 1}
+    assert jobs_run(retry.stdout + retry.stderr) == {"train": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}
     assert len(read_parquet(project.results() / "metrics.parquet", METRICS)) == 4
+
+
+def test_changed_eval_settings_reevaluate_without_retraining(project, tiny_study):
+    project.write_study(tiny_study)
+    project.snakemake()
+    trained = {p: p.stat().st_mtime_ns for p in (project.results() / "runs").rglob("training.parquet")}
+    tiny_study["eval"]["batch_size"] = 7
+    project.write_study(tiny_study)
+    proc = project.snakemake()
+    assert jobs_run(proc.stdout + proc.stderr) == {"evaluate": 4, "collect": 1, "report": 1, "all": 1}
+    assert all(p.stat().st_mtime_ns == t for p, t in trained.items())
 
 
 def test_a_bad_study_fails_before_any_job_with_the_field_named(project, tiny_study):

@@ -92,7 +92,7 @@ def cmd_train(args) -> None:
     from dataworth.train import train_run
     from dataworth.train.checkpoint import Preempted
 
-    run = json.loads(args.run)
+    run = _load(args.study).run(args.run_id)
     out = RunDir(Path(args.run_dir))
     resuming = " (resuming from its checkpoint)" if out.checkpoint.exists() else ""
     print(f"run {run['run_id']}: {run['model']['name']}(width={run['model']['width']}) n_train={run['n_train']} "
@@ -116,7 +116,9 @@ def cmd_evaluate(args) -> None:
     from dataworth.evaluate import evaluate_run
     from dataworth.runs import RunDir
 
-    row = evaluate_run(RunDir(Path(args.run_dir)), args.data, threads=args.threads)
+    study = _load(args.study)
+    study.run(args.run_id)  # a clear error if the run is not in the study
+    row = evaluate_run(RunDir(Path(args.run_dir)), args.data, study.spec.eval.model_dump(), threads=args.threads)
     print(f"run {row['run_id']} ({row['status']}): test accuracy {row['test_accuracy']:.4f}, "
           f"ood accuracy {row['ood_accuracy']:.4f}, train accuracy {row['train_accuracy']:.4f}")
 
@@ -148,14 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="train one run (called by the train rule)")
-    p.add_argument("--run", required=True, help="the run's resolved config as JSON")
+    p = sub.add_parser("train", help="train one run of a study (called by the train rule)")
+    p.add_argument("--study", required=True, help="the study: params.yaml or the results/<study>/study.json the workflow writes")
+    p.add_argument("--run-id", required=True)
     p.add_argument("--data", required=True, help="prepared dataset file")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate one trained run and write its summary (called by the evaluate rule)")
+    p.add_argument("--study", required=True, help="the study; its eval section is used")
+    p.add_argument("--run-id", required=True)
     p.add_argument("--run-dir", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--threads", type=int, default=1)
@@ -165,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("summaries", nargs="+")
     p.set_defaults(func=cmd_collect)
+
+    from dataworth.analysis.commands import register as register_analysis_commands
+
+    register_analysis_commands(sub)
 
     return parser
 

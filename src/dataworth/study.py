@@ -27,7 +27,8 @@ from dataworth.models import MODEL_MODALITIES
 
 RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
-# run id so a study moved from a laptop to a cluster keeps its run ids.
+# run id so a study moved from a laptop to a cluster keeps its run ids. (The `eval` section is
+# left out too: a run's id names what was trained.)
 EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds")
 
 
@@ -233,6 +234,17 @@ class Study:
         except KeyError:
             raise KeyError(f"run {run_id!r} is not in study {self.name!r} ({len(self.runs)} runs)") from None
 
+    def write_json(self, path: str | Path) -> bool:
+        """Write the validated study as JSON, atomically and only if it changed; True if written."""
+        from dataworth.files import write_text_atomic
+
+        path = Path(path)
+        text = json.dumps(self.spec.model_dump(mode="json"), indent=2) + "\n"
+        if path.exists() and path.read_text() == text:
+            return False
+        write_text_atomic(path, text)
+        return True
+
     def run_table(self):
         import pandas as pd
 
@@ -285,10 +297,9 @@ def _expand(spec: StudySpec) -> list[dict]:
             "model": model.model_dump(),
             "seed": seed,
             "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
-            "eval": spec.eval.model_dump(),
         }
-        run = {"run_id": short_hash(identity), "study": spec.study, **identity}
-        run["train"] = train
+        # Evaluation settings are not part of the id: changing them re-evaluates, never retrains.
+        run = {"run_id": short_hash(identity), "study": spec.study, **identity, "train": train, "eval": spec.eval.model_dump()}
         runs.append(run)
     return runs
 

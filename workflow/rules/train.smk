@@ -1,4 +1,4 @@
-# One job per run. The run's resolved config travels as JSON; the job writes only its run dir.
+# One job per run; it reads its run from the study and writes only its run dir.
 # training.parquet is written last, so its presence means training finished.
 rule train:
     input:
@@ -8,7 +8,7 @@ rule train:
         history=f"{RUN_DIR}/history.parquet",
         model=f"{RUN_DIR}/model.pt",
     params:
-        run=lambda w: json.dumps(STUDY.run(w.run_id)),
+        study=STUDY_JSON,
         run_dir=RUN_DIR,
     log:
         f"{RUN_DIR}/logs/train.log",
@@ -16,5 +16,5 @@ rule train:
         f"{RUN_DIR}/logs/train.benchmark.tsv"
     threads: 1
     shell:
-        "dataworth train --run {params.run:q} --data {input.data} --run-dir {params.run_dir} "
+        "dataworth train --study {params.study} --run-id {wildcards.run_id} --data {input.data} --run-dir {params.run_dir} "
         "--threads {threads} > {log} 2>&1"

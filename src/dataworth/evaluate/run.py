@@ -20,10 +20,15 @@ from dataworth.train.run import resolve_device
 METRIC_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "ood_loss", "ood_accuracy")
 
 
-def evaluate_run(run_path: RunDir, data_path: str | Path, threads: int = 1) -> dict:
+def evaluate_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
+    """Evaluate the trained run in `run_path` with the study's current `eval` settings.
+
+    `eval_cfg` defaults to the settings recorded in the run's config.json.
+    """
     start = time.perf_counter()
     torch.set_num_threads(threads)
     run = run_path.read_config()
+    eval_cfg = eval_cfg or run["eval"]
     training = read_parquet(run_path.training, TRAINING).iloc[0].to_dict()
 
     metrics = dict.fromkeys(METRIC_COLUMNS, np.nan)
@@ -39,7 +44,7 @@ def evaluate_run(run_path: RunDir, data_path: str | Path, threads: int = 1) -> d
             "test": (data.x["test"], data.y["test"]),
             "ood": (data.x["ood"], data.y["ood"]),
         }
-        batch_size = run["eval"]["batch_size"]
+        batch_size = eval_cfg["batch_size"]
         for split, (x, y) in splits.items():
             metrics[f"{split}_loss"], metrics[f"{split}_accuracy"] = evaluate_split(model, x, y, batch_size)
 

@@ -129,3 +129,65 @@ def describe(schema: pa.Schema) -> str:
         lines.append(f"| `{field.name}` | {field.type} | {field.metadata[b'doc'].decode()} |")
     return "\n".join(lines)
 
+
+# ---------------------------------------------------------------------------------------------
+# The analysis (dataworth.analysis): scaling-law fits and exchange rates of a study, built from
+# metrics.parquet. A curve is one (dataset, model, width, method, augmentation, metric).
+
+_CURVE = (
+    ("dataset", pa.string(), "dataset name"),
+    ("model", pa.string(), "model name"),
+    ("width", pa.int64(), "model width"),
+    ("method", pa.string(), "training method"),
+    ("augmentation", pa.string(), "augmentation policy of the curve"),
+    ("metric", pa.string(), "metrics.parquet column fitted: test_accuracy (in-distribution), ood_accuracy (OOD), ..."),
+)
+
+# fits.parquet: the law f(n) = a * n^(-c) + b of every curve.
+FITS = _schema(
+    *_CURVE,
+    ("status", pa.string(), "ok, too_few_sizes, flat or not_converged; parameters are null unless ok"),
+    ("message", pa.string(), "why the status, runs left out, parameters at a bound (null when nothing to say)"),
+    ("a", pa.float64(), "scale: f(1) - b (negative for accuracy, which rises to b)"),
+    ("a_low", pa.float64(), "95% bootstrap interval of a, lower end (null without 2+ seeds)"),
+    ("a_high", pa.float64(), "95% bootstrap interval of a, upper end"),
+    ("b", pa.float64(), "asymptote: the metric with unlimited real data"),
+    ("b_low", pa.float64(), "95% bootstrap interval of b, lower end"),
+    ("b_high", pa.float64(), "95% bootstrap interval of b, upper end"),
+    ("c", pa.float64(), "exponent: how fast the curve approaches b"),
+    ("c_low", pa.float64(), "95% bootstrap interval of c, lower end"),
+    ("c_high", pa.float64(), "95% bootstrap interval of c, upper end"),
+    ("r2", pa.float64(), "coefficient of determination over the runs fitted"),
+    ("rmse", pa.float64(), "root mean squared residual over the runs fitted"),
+    ("max_abs_residual", pa.float64(), "largest absolute residual of a run"),
+    ("n_sizes", pa.int64(), "distinct sizes n with usable runs"),
+    ("n_runs", pa.int64(), "runs fitted"),
+    ("n_excluded", pa.int64(), "runs left out: status not ok (diverged) or the metric missing"),
+    ("n_min", pa.int64(), "smallest n fitted"),
+    ("n_max", pa.int64(), "largest n fitted"),
+    ("n_bootstrap", pa.int64(), "bootstrap fits (resampling seeds within each size) that converged"),
+)
+
+# exchange_rates.parquet: what an augmentation is worth in real samples (Geiping et al. 2022, Eq. 1).
+EXCHANGE_RATES = _schema(
+    *_CURVE,
+    ("reference", pa.string(), "reference policy (none) of the same dataset, model, width, method and metric"),
+    ("grid", pa.string(), "study (a size the study trained) or dense (log-spaced points for plotting)"),
+    ("n", pa.float64(), "real training samples n of the augmented run"),
+    ("status", pa.string(), "ok, beyond_reference_asymptote, no_reference, reference_not_fitted or augmented_not_fitted"),
+    ("augmented_value", pa.float64(), "f_aug(n): the augmented curve's law at n"),
+    ("reference_asymptote", pa.float64(), "b_ref: the reference's asymptote"),
+    ("equivalent_n", pa.float64(), "f_ref^-1(f_aug(n)): real samples the reference needs to match (null if beyond)"),
+    ("extra_samples", pa.float64(), "v(n) = equivalent_n - n: extra real samples the augmentation is worth"),
+    ("extra_samples_low", pa.float64(), "95% bootstrap interval of v(n), lower end"),
+    ("extra_samples_high", pa.float64(), "95% bootstrap interval of v(n), upper end (null if over 2.5% of replicates are beyond)"),
+    ("ratio", pa.float64(), "(n + v(n)) / n: the augmentation multiplies the real data by this"),
+    ("ratio_low", pa.float64(), "95% bootstrap interval of the ratio, lower end"),
+    ("ratio_high", pa.float64(), "95% bootstrap interval of the ratio, upper end (null like extra_samples_high)"),
+    ("beyond_asymptote", pa.bool_(), "f_aug(n) at or beyond b_ref: worth more than any amount of real data"),
+    ("share_beyond_asymptote", pa.float64(), "share of bootstrap replicates in which f_aug(n) is beyond b_ref"),
+    ("extrapolated", pa.bool_(), "equivalent_n lies outside the sizes the reference was fitted on"),
+    ("n_bootstrap", pa.int64(), "paired bootstrap replicates (augmented, reference) behind the intervals"),
+)
+
+SCHEMAS.update(fits=FITS, exchange_rates=EXCHANGE_RATES)

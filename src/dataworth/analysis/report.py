@@ -1,0 +1,180 @@
+"""The study's analysis from its metrics.parquet, with no training:
+
+    <out>/fits.parquet            the law of every curve                  (schema FITS)
+    <out>/exchange_rates.parquet  exchange rates at the sizes + dense grid (schema EXCHANGE_RATES)
+    <out>/report/                 report.md, tables (.md, .tex), figures (.png)
+
+The report folder is built aside and swapped in whole, so it never mixes two builds and never
+keeps a figure of a policy or metric that is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dataworth.analysis import exchange, figures, laws, tables
+from dataworth.analysis.curves import GROUP_KEY, REFERENCE_POLICY, curves_from_metrics
+from dataworth.analysis.fits import CurveFit, fit_curves, fits_table
+from dataworth.files import write_text_atomic
+from dataworth.tracking.schemas import EXCHANGE_RATES, FITS, METRICS, read_parquet, write_parquet
+
+
+@dataclass
+class Report:
+    fits: pd.DataFrame
+    exchange_rates: pd.DataFrame
+    folder: Path
+    files: list[str]  # inside folder
+
+
+def report_from_file(metrics_path: str | Path, out_dir: str | Path | None = None, **options) -> Report:
+    metrics_path = Path(metrics_path)
+    metrics = read_parquet(metrics_path, METRICS)
+    return build_report(metrics, out_dir if out_dir is not None else metrics_path.parent, source=str(metrics_path), **options)
+
+
+def build_report(metrics: pd.DataFrame, out_dir: str | Path, *, metric_names: list[str] | None = None,
+                 reference: str = REFERENCE_POLICY, n_bootstrap: int = 200, seed: int = 0,
+                 source: str = "metrics.parquet") -> Report:
+    if n_bootstrap < 0:
+        raise ValueError(f"bootstrap: {n_bootstrap} resamples; must be 0 or more")
+    out_dir = Path(out_dir)
+    curve_fits = fit_curves(curves_from_metrics(metrics, metric_names), n_bootstrap=n_bootstrap, seed=seed)
+    fits = fits_table(curve_fits)
+    rates = exchange.exchange_rates(curve_fits, reference=reference)
+    write_parquet(fits, FITS, out_dir / "fits.parquet")
+    write_parquet(rates, EXCHANGE_RATES, out_dir / "exchange_rates.parquet")
+    # Re-read what was written: the tables show exactly the stored numbers and types.
+    fits = read_parquet(out_dir / "fits.parquet", FITS)
+    rates = read_parquet(out_dir / "exchange_rates.parquet", EXCHANGE_RATES)
+
+    with _replaced_folder(out_dir / "report") as folder:
+        files = _write_report(folder, metrics, curve_fits, fits, rates, reference=reference,
+                              n_bootstrap=n_bootstrap, source=source)
+    return Report(fits=fits, exchange_rates=rates, folder=out_dir / "report", files=files)
+
+
+@contextlib.contextmanager
+def _replaced_folder(path: Path):
+    """Yield an empty folder beside `path`; on success it replaces `path` whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield staging
+        staging.chmod(0o755)
+        old = staging.with_name(staging.name + ".old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(staging, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _slug(*parts) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", "_".join(str(p) for p in parts)).strip("-")
+
+
+def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit], fits: pd.DataFrame,
+                  rates: pd.DataFrame, *, reference: str, n_bootstrap: int, source: str) -> list[str]:
+    files: list[str] = []
+
+    def save_table(name: str, table: tables.Table) -> str:
+        markdown = tables.to_markdown(table)
+        write_text_atomic(folder / f"{name}.md", markdown)
+        write_text_atomic(folder / f"{name}.tex", tables.to_latex(table))
+        files.extend([f"{name}.md", f"{name}.tex"])
+        return markdown
+
+    metric_names = list(dict.fromkeys(f.key["metric"] for f in curve_fits))
+    fits_markdown = save_table("fits", tables.table_of_fits(fits))
+    exchange_markdown = {}
+    for metric in metric_names:
+        exchange_markdown[metric] = (save_table(f"exchange_ratio_{metric}", tables.table_of_exchange_rates(rates, metric, "ratio")),
+                                     save_table(f"exchange_samples_{metric}", tables.table_of_exchange_rates(rates, metric, "extra_samples")))
+
+    groups: dict[tuple, list[CurveFit]] = {}
+    for fit in curve_fits:
+        groups.setdefault(fit.curve.group, []).append(fit)
+    figure_files: dict[tuple, dict[str, str]] = {}
+    for group, group_fits in groups.items():
+        slug = _slug(*group)
+        in_group = pd.Series(True, index=rates.index)
+        for column, value in zip(GROUP_KEY, group):
+            in_group &= rates[column] == value
+        names = {"scaling": f"scaling_{slug}.png", "exchange": f"exchange_{slug}.png", "residuals": f"residuals_{slug}.png"}
+        figures.scaling_figure(group_fits, folder / names["scaling"], reference)
+        figures.exchange_figure(rates[in_group], folder / names["exchange"], metric_names, reference)
+        figures.residuals_figure(group_fits, folder / names["residuals"], reference)
+        figure_files[group] = names
+        files.extend(names.values())
+
+    text = _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files,
+                            reference=reference, n_bootstrap=n_bootstrap, source=source, files=files)
+    write_text_atomic(folder / "report.md", text)
+    return ["report.md", *files]
+
+
+def _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files, *,
+                     reference, n_bootstrap, source, files) -> str:
+    studies = ", ".join(f"`{s}`" for s in sorted(metrics["study"].dropna().unique())) or "(unnamed)"
+    status_counts = ", ".join(f"{count} {status}" for status, count in metrics["status"].value_counts().items())
+    sizes = sorted(metrics["n_train"].unique())
+    policies = tables.policy_order(metrics["augmentation"].unique(), reference)
+    out = [
+        f"# How much is data worth? Study {studies}",
+        "",
+        f"Built by `dataworth report` from `{source}`: {len(metrics)} runs ({status_counts}); "
+        f"sizes n = {', '.join(str(int(s)) for s in sizes)}; policies {', '.join(policies)}; "
+        f"reference policy `{reference}`; {n_bootstrap} bootstrap resamples over seeds.",
+        "",
+        "## Scaling laws",
+        "",
+        "Each curve (dataset, model, width, method, augmentation policy, metric) is fitted with the saturating power "
+        "law of Geiping et al. (2022), **f(n) = a·n^(−c) + b**: b is the metric with unlimited real data, c how fast "
+        "it is approached. The fit is bounded least squares over every run that finished ok; runs that diverged or "
+        "lack the metric are left out and counted. Intervals are 95% percentile intervals of fits to runs "
+        "resampled within each size (seeds). Numbers in `fits.parquet`.",
+        "",
+        fits_markdown,
+    ]
+    notes = fits[fits["message"].notna()]
+    if len(notes):
+        out += ["Notes on the fits:", ""]
+        out += [f"- {r.augmentation} / {r.metric} ({r.status}): {r.message}" for r in notes.itertuples()]
+        out.append("")
+    for group, names in figure_files.items():
+        label = " ".join(str(v) for v in group)
+        out += [f"![scaling laws, {label}]({names['scaling']})", "",
+                f"![residuals, {label}]({names['residuals']})", ""]
+    out += [
+        "## Exchange rates",
+        "",
+        "What an augmentation is worth in real samples (Eq. 1 of Geiping et al. 2022): at n real samples, "
+        "**v(n) = f_ref^−1(f_aug(n)) − n** extra samples, or the ratio **(n + v(n)) / n**, against the reference "
+        f"policy `{reference}` of the same setting and metric. Where f_aug(n) is at or beyond the reference's "
+        "asymptote b_ref, the augmentation is worth more than any amount of real data: the tables say *beyond*. "
+        "Numbers, also on a dense grid of n, in `exchange_rates.parquet`.",
+        "",
+    ]
+    for metric, (ratio_markdown, samples_markdown) in exchange_markdown.items():
+        out += [f"### {tables.metric_title(metric).capitalize()} (`{metric}`)", "", "Ratio (n + v) / n:", "",
+                ratio_markdown, "Extra real samples v(n):", "", samples_markdown]
+    for group, names in figure_files.items():
+        out += [f"![exchange rates, {' '.join(str(v) for v in group)}]({names['exchange']})", ""]
+    out += ["## Statuses", "", "Fits:", ""]
+    out += [f"- `{status}`: {meaning}" for status, meaning in laws.STATUSES.items()]
+    out += ["", "Exchange rates:", ""]
+    out += [f"- `{status}`: {meaning}" for status, meaning in exchange.STATUSES.items()]
+    out += ["", "## Files", "", "- `../fits.parquet`, `../exchange_rates.parquet`"]
+    out += [f"- [`{name}`]({name})" for name in files]
+    return "\n".join(out) + "\n"

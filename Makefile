@@ -7,12 +7,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-unit plan dry-run clean-results lock help
+.PHONY: setup demo test test-unit plan dry-run report ui clean-results lock help
 
 help:
 	@echo "make demo    run the default study (params.yaml) end to end"
 	@echo "make test    run the test suite"
 	@echo "make plan    print the default study's run table"
+	@echo "make report  rebuild the default study's fits, exchange rates, tables and figures (no training)"
+	@echo "make ui      the MLflow UI over a study's runs on 127.0.0.1 (STUDY=params.yaml; after snakemake track)"
 	@echo "make setup   only create the pinned environment in .venv"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -39,6 +41,17 @@ plan: $(STAMP)
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n
+
+# Rebuilds the report from metrics.parquet, e.g. after `dvc pull`, and never trains: the pulled
+# files' mtimes are first put back in pipeline order (DVC does not keep them).
+report: $(STAMP)
+	$(BIN)/dataworth restore-mtimes params.yaml
+	$(BIN)/snakemake --cores 1 --forcerun report report
+
+# Serves the study's own MLflow store (results/<study>/mlflow.db, filled by `snakemake track`)
+# on 127.0.0.1 only, and prints the address.
+ui: $(STAMP)
+	$(BIN)/dataworth ui $${STUDY:-params.yaml}
 
 # Re-pin: install the ranges of pyproject.toml into a scratch venv and freeze it.
 lock:

@@ -131,6 +131,15 @@ def cmd_collect(args) -> None:
     print(f"collected {len(metrics)} runs into {args.out} ({status})")
 
 
+def cmd_restore_mtimes(args) -> None:
+    from dataworth.mtimes import restore_mtimes
+
+    study = _load(args.study)
+    results = study.results_dir(args.results)
+    count = restore_mtimes(results)
+    print(f"restored pipeline order of {count} modification times under {results}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dataworth", description="How much is data worth? Scaling-law and exchange-rate studies.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -166,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser(
+        "restore-mtimes",
+        help="after `dvc pull`/`dvc checkout`: put the study's file mtimes back in pipeline order so nothing reruns",
+    )
+    p.add_argument("study", nargs="?", default="params.yaml")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.set_defaults(func=cmd_restore_mtimes)
+
     p = sub.add_parser("collect", help="collect run summaries into metrics.parquet")
     p.add_argument("--out", required=True)
     p.add_argument("summaries", nargs="+")
@@ -174,7 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dataworth.analysis.commands import register as register_analysis_commands
 
     register_analysis_commands(sub)
+    from dataworth.tracking.commands import register as register_tracking_commands
 
+    register_tracking_commands(sub)
     return parser
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -85,6 +86,64 @@ class EvalSpec(_Strict):
     batch_size: int = Field(default=1024, gt=0)
 
 
+class TrackingSpec(_Strict):
+    """What `dataworth track` sends to MLflow beyond params, metrics and the run's small files."""
+
+    log_models: bool = Field(default=False, description="also upload each run's model.pt (large studies: many GB)")
+
+
+# sbatch flags that have their own setting: in `extra` they would contradict it.
+_SLURM_FLAGS_WITH_A_SETTING = {
+    "partition": r"(^|\s)(--partition\b|-p\b)", "account": r"(^|\s)(--account\b|-A\b)",
+    "qos": r"(^|\s)--qos\b", "runtime_min": r"(^|\s)(--time\b|-t\b)", "mem_mb": r"(^|\s)--mem\b",
+    "cpus": r"(^|\s)(--cpus-per-task\b|-c\b)", "gpus": r"(^|\s)(--gpus\b|--gres\b|-G\b)",
+    "signal_seconds": r"(^|\s)--signal\b",
+}
+
+
+class SlurmSpec(_Strict):
+    """What each train and evaluate job asks SLURM for (`snakemake --profile slurm`, `dataworth submit`).
+
+    Execution-only: no part of a run id. partition, account, qos and extra can also be set with
+    the environment variables DATAWORTH_SLURM_PARTITION, _ACCOUNT, _QOS and _EXTRA, which win.
+    """
+
+    gpus: int = Field(default=1, ge=0, description="GPUs per job; 0 for CPU-only jobs")
+    cpus: int = Field(default=4, gt=0, description="CPUs per job; training and evaluation use that many threads")
+    mem_mb: int = Field(default=16000, gt=0, description="memory per job, MB")
+    runtime_min: int = Field(default=60, gt=0, description="time limit per job, minutes")
+    signal_seconds: int = Field(
+        default=180, ge=0,
+        description="SLURM sends SIGTERM this long before the time limit: training checkpoints and requeues "
+        "its job (same job id); 0 = no warning",
+    )
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    extra: str = Field(default="", description="further sbatch flags, e.g. '--constraint=a100'")
+
+    @field_validator("extra")
+    @classmethod
+    def _no_flag_with_a_setting(cls, v: str) -> str:
+        for setting, pattern in _SLURM_FLAGS_WITH_A_SETTING.items():
+            if re.search(pattern, v):
+                raise ValueError(f"sets what resources.slurm.{setting} sets; use that setting instead")
+        return v
+
+    @model_validator(mode="after")
+    def _signal_before_limit(self) -> "SlurmSpec":
+        if self.signal_seconds >= self.runtime_min * 60:
+            raise ValueError(
+                f"signal_seconds ({self.signal_seconds}) must be shorter than the time limit "
+                f"(runtime_min {self.runtime_min} = {self.runtime_min * 60} s)"
+            )
+        return self
+
+
+class ResourcesSpec(_Strict):
+    slurm: SlurmSpec = SlurmSpec()
+
+
 AxisValue = Union[int, str, list[Union[int, str]]]
 
 
@@ -110,6 +169,8 @@ class StudySpec(_Strict):
     grid: GridSpec
     train: TrainSpec
     eval: EvalSpec = EvalSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    resources: ResourcesSpec = Field(default=ResourcesSpec(), description="what cluster jobs ask for (execution-only)")
 
 
 # ---------------------------------------------------------------------------------------------

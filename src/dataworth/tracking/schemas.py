@@ -66,6 +66,8 @@ TRAINING = _schema(
     ("host", pa.string(), "host name"),
     ("resumed_from_step", pa.int64(), "step of the checkpoint this start resumed from (0: a fresh start)"),
     ("slurm_job_id", pa.string(), "SLURM job id of the job that finished the run (null outside SLURM)"),
+    ("git_commit", pa.string(), "git commit of the dataworth source that trained the run (null outside a checkout)"),
+    ("git_dirty", pa.bool_(), "whether that source had uncommitted changes or untracked files"),
 )
 
 SUMMARY = _schema(
@@ -116,10 +118,17 @@ def write_parquet(df: pd.DataFrame, schema: pa.Schema, path: str | Path) -> None
 
 
 def read_parquet(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
+    """Read `path` as `schema`. A column the schema gained after the file was written reads as
+    null (writers always write every column, so only older files lack one); an unknown column
+    is an error."""
     table = pq.read_table(path)
-    if table.schema.names != schema.names:
-        raise SchemaError(f"{path}: columns {table.schema.names} differ from the expected {schema.names}")
-    return table.cast(schema).to_pandas()
+    unknown = [n for n in table.schema.names if n not in schema.names]
+    if unknown:
+        raise SchemaError(f"{path}: columns {unknown} are not in the expected schema {schema.names}")
+    for name in schema.names:
+        if name not in table.schema.names:
+            table = table.append_column(schema.field(name), pa.nulls(len(table), schema.field(name).type))
+    return table.select(schema.names).cast(schema).to_pandas()
 
 
 def describe(schema: pa.Schema) -> str:

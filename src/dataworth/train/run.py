@@ -21,6 +21,8 @@ from dataworth.data import load_dataset, nested_subset
 from dataworth.files import atomic_path
 from dataworth.models import build_model
 from dataworth.runs import RunDir
+from dataworth.tracking.live import live_logging
+from dataworth.tracking.provenance import code_version
 from dataworth.tracking.schemas import HISTORY, TRAINING, write_parquet
 from dataworth.train.checkpoint import Checkpointer, StopRequest
 from dataworth.train.loop import train_model
@@ -79,13 +81,14 @@ def train_run(
         out.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], StopRequest().install()
     )
     startup = time.perf_counter() - process_start
-    result = train_model(
-        model, x, y, policy, run["train"],
-        batch_gen=_generator(seeds["batches"], device),
-        augment_gen=_generator(seeds["augment"], device),
-        checkpointer=checkpointer,
-        on_log=on_log,
-    )
+    with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set
+        result = train_model(
+            model, x, y, policy, run["train"],
+            batch_gen=_generator(seeds["batches"], device),
+            augment_gen=_generator(seeds["augment"], device),
+            checkpointer=checkpointer,
+            on_log=log_row,
+        )
 
     history = pd.DataFrame(result.history)
     history.insert(0, "run_id", run["run_id"])
@@ -107,6 +110,7 @@ def train_run(
         "host": socket.gethostname(),
         "resumed_from_step": result.resumed_from_step,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        **code_version(),
     }
     write_parquet(pd.DataFrame([record]), TRAINING, out.training)
     checkpointer.remove()

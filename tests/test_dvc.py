@@ -1,0 +1,102 @@
+"""Real DVC and git: repro, push, a fresh clone + pull rebuilds the tables without training."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, REPO, Project
+from test_workflow import jobs_run
+
+pytestmark = pytest.mark.integration
+
+GIT = ["git", "-c", "user.name=dataworth-test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main"]
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def dvc(*args: str, cwd: Path, env: dict) -> str:
+    return run([str(BIN / "dvc"), *args], cwd, env)
+
+
+def tables(results: Path) -> dict[str, bytes]:
+    report = results / "report"
+    return {p.name: p.read_bytes() for p in sorted(report.iterdir()) if p.suffix in (".md", ".tex")}
+
+
+@pytest.fixture
+def dvc_project(project: Project, tiny_study, tmp_path) -> Project:
+    """The workflow as a git + DVC repository whose default remote is a local folder."""
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, project.root / name)
+    shutil.copytree(REPO / ".dvc", project.root / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache", "config.local"))
+    shutil.copytree(REPO / "src", project.root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    project.write_study(tiny_study)
+    env = project.env()
+    run([*GIT, "init", "-q"], project.root, env)
+    dvc("remote", "modify", "local", "url", str(tmp_path / "remote"), cwd=project.root, env=env)
+    run([*GIT, "add", "-A"], project.root, env)
+    run([*GIT, "commit", "-qm", "study"], project.root, env)
+    return project
+
+
+def test_repro_push_then_fresh_clone_pull_rebuilds_tables_without_training(dvc_project, tiny_study, tmp_path):
+    root, env = dvc_project.root, dvc_project.env()
+    results = dvc_project.results()
+
+    first = dvc("repro", cwd=root, env=env)
+    assert jobs_run(first)["train"] == 4
+    assert "up to date" in dvc("status", cwd=root, env=env)
+    second = dvc("repro", cwd=root, env=env)
+    assert "didn't change, skipping" in second and "Job stats" not in second  # no Snakemake job ran
+    original = tables(results)
+    assert "report.md" in original and any(name.endswith(".tex") for name in original)
+
+    run([*GIT, "add", "-A"], root, env)
+    run([*GIT, "commit", "-qm", "results"], root, env)
+    dvc("push", cwd=root, env=env)
+
+    clone = tmp_path / "clone"
+    run([*GIT, "clone", "-q", str(root), str(clone)], tmp_path, env)
+    assert not (clone / "results").exists()
+    dvc("pull", cwd=clone, env=env)
+    pulled = clone / "results" / "tiny"
+    assert (pulled / "metrics.parquet").exists() and len(list((pulled / "runs").glob("*/model.pt"))) == 4
+    assert "up to date" in dvc("status", cwd=clone, env=env)
+    # The pull wrote files in no order; once their mtimes are back in pipeline order, Snakemake
+    # sees the pulled study as finished.
+    run([str(BIN / "dataworth"), "restore-mtimes"], clone, env)
+    dry = run([str(BIN / "snakemake"), "-n"], clone, env)
+    assert "Nothing to be done" in dry, dry
+
+    # The report target rebuilds the tables from the pulled Parquet, byte for byte, training nothing.
+    shutil.rmtree(pulled / "report")
+    (pulled / "fits.parquet").unlink()
+    (pulled / "exchange_rates.parquet").unlink()
+    train_logs = {p: p.stat().st_mtime_ns for p in (pulled / "runs").glob("*/logs/train.log")}
+    rebuilt = run([str(BIN / "snakemake"), "--cores", "1", "report"], clone, env)
+    assert jobs_run(rebuilt) == {"report": 1}
+    assert tables(pulled) == original
+    assert all(p.stat().st_mtime_ns == t for p, t in train_logs.items())
+
+
+def test_changing_one_grid_value_reruns_only_the_affected_runs(dvc_project, tiny_study):
+    root, env = dvc_project.root, dvc_project.env()
+    dvc("repro", cwd=root, env=env)
+    # Contents, not mtimes: each stage first puts mtimes back in pipeline order.
+    finished = {p: p.read_bytes() for p in (dvc_project.results() / "runs").rglob("*.parquet")}
+
+    tiny_study["grid"]["n_train"].append(96)
+    dvc_project.write_study(tiny_study)
+    assert "modified" in dvc("status", cwd=root, env=env)
+    again = dvc("repro", cwd=root, env=env)
+    assert jobs_run(again)["train"] == 2  # the new size, for both policies
+    assert all(p.read_bytes() == b for p, b in finished.items()), "dvc repro redid or deleted a finished run"
+    assert len(list((dvc_project.results() / "runs").glob("*/summary.parquet"))) == 6

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-unit plan dry-run report ui clean-results lock help
+.PHONY: setup demo test test-unit plan dry-run report bench ui clean-results lock help
 
 help:
 	@echo "make demo    run the default study (params.yaml) end to end"
@@ -15,6 +15,7 @@ help:
 	@echo "make plan    print the default study's run table"
 	@echo "make report  rebuild the default study's fits, exchange rates, tables and figures (no training)"
 	@echo "make ui      the MLflow UI over a study's runs on 127.0.0.1 (STUDY=params.yaml; after snakemake track)"
+	@echo "make bench   throughput benchmarks against baselines (a table + results/bench/bench.parquet)"
 	@echo "make setup   only create the pinned environment in .venv"
 
 $(STAMP): requirements.lock pyproject.toml
@@ -52,6 +53,9 @@ report: $(STAMP)
 # on 127.0.0.1 only, and prints the address.
 ui: $(STAMP)
 	$(BIN)/dataworth ui $${STUDY:-params.yaml}
+
+bench: $(STAMP)
+	$(BIN)/dataworth bench
 
 # Re-pin: install the ranges of pyproject.toml into a scratch venv and freeze it.
 lock:

@@ -35,3 +35,17 @@ def test_older_files_read_with_later_columns_null_and_unknown_columns_fail(tmp_p
     pq.write_table(pa.Table.from_pandas(history_rows().assign(extra=1), preserve_index=False), tmp_path / "new.parquet")
     with pytest.raises(SchemaError, match="extra"):
         read_parquet(tmp_path / "new.parquet", HISTORY)
+
+
+def test_atomic_writes_leave_files_with_the_usual_permissions(tmp_path):
+    import os
+
+    from dataworth.files import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]

@@ -16,13 +16,9 @@ PROCESS_START = time.perf_counter()
 
 
 def _load(path: str):
-    from dataworth.study import StudyError, load_study
+    from dataworth.study import load_study_or_exit
 
-    try:
-        return load_study(path)
-    except StudyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load_study_or_exit(path)
 
 
 def cmd_validate(args) -> None:
@@ -140,6 +136,16 @@ def cmd_restore_mtimes(args) -> None:
     print(f"restored pipeline order of {count} modification times under {results}")
 
 
+def cmd_bench(args) -> None:
+    from dataworth.bench import format_table, run_benchmarks
+
+    study = None if args.skip_study else args.study
+    table = run_benchmarks(Path(args.out), device=args.device, quick=args.quick, study=study, workers=args.workers,
+                           cores=args.cores)
+    print(format_table(table))
+    print(f"\nwritten to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dataworth", description="How much is data worth? Scaling-law and exchange-rate studies.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -182,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", nargs="?", default="params.yaml")
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.set_defaults(func=cmd_restore_mtimes)
+
+    p = sub.add_parser("bench", help="benchmarks against baselines in the same run: a table and a Parquet file")
+    p.add_argument("--out", default="results/bench/bench.parquet")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda")
+    p.add_argument("--study", default="params.yaml", help="the study run end to end for the overhead figure")
+    p.add_argument("--skip-study", action="store_true", help="leave out the end-to-end study (minutes)")
+    p.add_argument("--quick", action="store_true", help="a few steps each: checks that everything runs")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the baseline")
+    p.add_argument("--cores", type=int, default=2, help="cores for the end-to-end study")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("collect", help="collect run summaries into metrics.parquet")
     p.add_argument("--out", required=True)

@@ -443,3 +443,13 @@ def load_study(source: str | Path | dict, name: str | None = None) -> Study:
     except ValidationError as exc:
         raise StudyError([_format_error(e) for e in exc.errors()], label) from None
     return Study(spec, label)
+
+def load_study_or_exit(source: str | Path) -> Study:
+    """For commands: the validated study, or its problems on stderr and exit status 2 (no traceback)."""
+    import sys
+
+    try:
+        return load_study(source)
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -10,11 +10,7 @@ keeps a figure of a policy or metric that is gone.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +19,7 @@ import pandas as pd
 from dataworth.analysis import exchange, figures, laws, tables
 from dataworth.analysis.curves import GROUP_KEY, REFERENCE_POLICY, curves_from_metrics
 from dataworth.analysis.fits import CurveFit, fit_curves, fits_table
-from dataworth.files import write_text_atomic
+from dataworth.files import atomic_folder, write_text_atomic
 from dataworth.tracking.schemas import EXCHANGE_RATES, FITS, METRICS, read_parquet, write_parquet
 
 
@@ -56,28 +52,10 @@ def build_report(metrics: pd.DataFrame, out_dir: str | Path, *, metric_names: li
     fits = read_parquet(out_dir / "fits.parquet", FITS)
     rates = read_parquet(out_dir / "exchange_rates.parquet", EXCHANGE_RATES)
 
-    with _replaced_folder(out_dir / "report") as folder:
+    with atomic_folder(out_dir / "report") as folder:
         files = _write_report(folder, metrics, curve_fits, fits, rates, reference=reference,
                               n_bootstrap=n_bootstrap, source=source)
     return Report(fits=fits, exchange_rates=rates, folder=out_dir / "report", files=files)
-
-
-@contextlib.contextmanager
-def _replaced_folder(path: Path):
-    """Yield an empty folder beside `path`; on success it replaces `path` whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield staging
-        staging.chmod(0o755)
-        old = staging.with_name(staging.name + ".old")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(staging, path)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _slug(*parts) -> str:

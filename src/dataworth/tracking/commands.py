@@ -11,6 +11,8 @@ import socket
 import sys
 from pathlib import Path
 
+from dataworth.study import load_study_or_exit
+
 UI_FIRST_PORT = 5000
 
 
@@ -30,22 +32,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_ui)
 
 
-def _study(path: str):
-    from dataworth.study import StudyError, load_study
-
-    try:
-        return load_study(path)
-    except StudyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def cmd_track(args) -> None:
     from dataworth.files import write_text_atomic
     from dataworth.tracking import mlflow_fields as fields
     from dataworth.tracking.mlflow_sync import TrackingError, sync_study
 
-    study = _study(args.study)
+    study = load_study_or_exit(args.study)
     # MLflow retries a dead server for about two minutes by default; a few seconds tell as much.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -78,7 +70,7 @@ def _free_port(host: str, first: int) -> int:
 def cmd_ui(args) -> None:
     from dataworth.tracking import mlflow_fields as fields
 
-    study = _study(args.study)
+    study = load_study_or_exit(args.study)
     results = study.results_dir(args.results)
     uri = fields.tracking_uri(results)
     if fields.is_server(uri):

@@ -91,7 +91,23 @@ SUMMARY = _schema(
 # metrics.parquet: one SUMMARY row per run of the study.
 METRICS = SUMMARY
 
-SCHEMAS = {"runs": RUN_TABLE, "history": HISTORY, "training": TRAINING, "summary": SUMMARY}
+# results/bench/bench.parquet: `dataworth bench`, one row per measurement.
+BENCH = _schema(
+    ("host", pa.string(), "machine the benchmark ran on"),
+    ("torch", pa.string(), "torch version"),
+    ("section", pa.string(), "trainer, augment, packing or study"),
+    ("case", pa.string(), "what was measured (dataset, model, batch, policy, K)"),
+    ("variant", pa.string(), "the baseline or dataworth's way"),
+    ("device", pa.string(), "device the variant ran on"),
+    ("seconds", pa.float64(), "wall seconds of the measured part"),
+    ("samples_per_second", pa.float64(), "training or augmented samples per second"),
+    ("steps_per_second", pa.float64(), "optimizer steps per second"),
+    ("speedup", pa.float64(), "baseline seconds / these seconds, both measured in the same run (null for baselines)"),
+    ("peak_memory_mb", pa.float64(), "peak CUDA memory, or the process's peak RSS on CPU (a high-water mark)"),
+    ("note", pa.string(), "context: run counts, overhead share"),
+)
+
+SCHEMAS = {"runs": RUN_TABLE, "history": HISTORY, "training": TRAINING, "summary": SUMMARY, "bench": BENCH}
 
 
 class SchemaError(ValueError):

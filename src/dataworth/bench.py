@@ -1,0 +1,275 @@
+"""Benchmarks: every figure is a ratio against a baseline measured in the same process.
+
+`dataworth bench` (`make bench`) prints a table and writes results/bench/bench.parquet:
+1. trainer: dataworth's training loop against the loop users write today (a Dataset with
+   per-sample Python transforms, a DataLoader with worker processes), same model, optimizer,
+   batch size and steps;
+2. augment: each batched policy against the same ops applied sample by sample;
+3. packing: K runs trained together (train/packed.py) against the same K runs one by one;
+4. study: the default study end to end against the sum of its runs' training compute, and the
+   fixed cost per run (process start to first step).
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from dataworth.augment import build_policy
+from dataworth.data import load_dataset, nested_subset, prepare_dataset
+from dataworth.models import build_model
+from dataworth.tracking.schemas import BENCH, write_parquet
+from dataworth.train.loop import BatchStream, make_optimizer, train_model
+from dataworth.train.packed import PackMember, train_packed
+
+RECIPE = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "warmup_steps": 0,
+          "label_smoothing": 0.0, "batch_size": 128}
+SIGNAL_POLICY = [{"op": "shift", "max_shift": 6}, {"op": "scale", "min": 0.8, "max": 1.2},
+                 {"op": "correlated_noise", "std": 0.3}]
+IMAGE_POLICY = [{"op": "flip"}, {"op": "crop", "padding": 1}, {"op": "cutout", "size": 3}]
+TRAINER_CASES = [  # dataset, model, width, policy
+    ("mnist1d", "mlp", 256, SIGNAL_POLICY),
+    ("mnist1d", "cnn1d", 32, SIGNAL_POLICY),
+    ("digits", "cnn2d", 16, IMAGE_POLICY),
+    ("digits", "resnet18", 16, IMAGE_POLICY),
+]
+AUGMENT_CASES = {
+    "shift": [SIGNAL_POLICY[0]], "scale": [SIGNAL_POLICY[1]], "correlated_noise": [SIGNAL_POLICY[2]],
+    "noise": [{"op": "noise", "std": 0.1}], "shift_scale_noise": SIGNAL_POLICY,
+    "flip": [IMAGE_POLICY[0]], "crop": [IMAGE_POLICY[1]], "cutout": [IMAGE_POLICY[2]], "flip_crop_cutout": IMAGE_POLICY,
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process high-water mark (KB on Linux)
+
+
+def _row(section, case, variant, device, seconds, samples=None, steps=None, baseline_seconds=None, **extra):
+    return {
+        "section": section, "case": case, "variant": variant, "device": str(device), "seconds": seconds,
+        "samples_per_second": samples / seconds if samples else None,
+        "steps_per_second": steps / seconds if steps else None,
+        "speedup": baseline_seconds / seconds if baseline_seconds else None,
+        "peak_memory_mb": extra.get("peak_memory_mb"), "note": extra.get("note", ""),
+    }
+
+
+# --- 1. trainer against the DataLoader baseline -------------------------------------------------
+
+
+class PerSampleDataset(torch.utils.data.Dataset):
+    """The usual way: one sample at a time, its transform applied in Python in a worker."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, ops: list[dict], seed: int):
+        self.x, self.y, self.ops, self.seed = x, y, ops, seed
+        self.policy, self.gen = None, None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        if self.policy is None:  # built in the worker process
+            self.policy = build_policy(self.ops)
+            info = torch.utils.data.get_worker_info()
+            self.gen = torch.Generator().manual_seed(self.seed + (info.id if info else 0))
+        return self.policy(self.x[i : i + 1], self.gen)[0], self.y[i]
+
+
+def _baseline_train(model, x, y, ops, cfg, steps, warmup, workers) -> float:
+    loader = torch.utils.data.DataLoader(
+        PerSampleDataset(x, y, ops, 0), batch_size=cfg["batch_size"], shuffle=True, drop_last=True,
+        num_workers=workers, persistent_workers=workers > 0,
+    )
+    optimizer = make_optimizer(model, cfg, torch.device("cpu"))
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    done, start = 0, None
+    while done < steps + warmup:
+        for xb, yb in loader:
+            if done == warmup:
+                start = time.perf_counter()
+            loss = loss_fn(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if done == steps + warmup:
+                break
+    return time.perf_counter() - start
+
+
+def _dataworth_train(model, x, y, ops, cfg, steps, warmup) -> float:
+    gen = lambda: torch.Generator(device=x.device).manual_seed(0)
+    train_model(model, x, y, build_policy(ops), dict(cfg, steps=warmup, log_every=warmup), gen(), gen())
+    _sync(x.device)
+    start = time.perf_counter()
+    train_model(model, x, y, build_policy(ops), dict(cfg, steps=steps, log_every=max(50, steps // 4)), gen(), gen())
+    _sync(x.device)
+    return time.perf_counter() - start
+
+
+def bench_trainer(datasets: dict, device: torch.device, steps: int, workers: int) -> list[dict]:
+    rows, warmup = [], 10
+    for name, model_name, width, ops in TRAINER_CASES:
+        data = datasets[name]
+        case = f"{name} {model_name}-{width} batch {RECIPE['batch_size']}"
+        cfg = dict(RECIPE)
+        make = lambda: build_model(model_name, width, data.sample_shape, data.num_classes)
+        x_cpu, y_cpu = data.x["train"].cpu(), data.y["train"].cpu()
+        baseline = _baseline_train(make(), x_cpu, y_cpu, ops, cfg, steps, warmup, workers)
+        rows.append(_row("trainer", case, f"DataLoader baseline ({workers} workers, CPU)", "cpu", baseline,
+                         steps * cfg["batch_size"], steps))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        ours = _dataworth_train(make().to(device), data.x["train"].to(device), data.y["train"].to(device), ops, cfg,
+                                steps, warmup)
+        rows.append(_row("trainer", case, "dataworth", device, ours, steps * cfg["batch_size"], steps, baseline,
+                         peak_memory_mb=_peak_memory_mb(device)))
+    return rows
+
+
+# --- 2. batched augmentation against a per-sample loop --------------------------------------------
+
+
+def bench_augment(datasets: dict, device: torch.device, batch: int, repeats: int) -> list[dict]:
+    rows = []
+    for name, ops in AUGMENT_CASES.items():
+        data = datasets["digits" if name in ("flip", "crop", "cutout", "flip_crop_cutout") else "mnist1d"]
+        x = data.x["train"][:batch].to(device)
+        policy, gen = build_policy(ops), torch.Generator(device=device).manual_seed(0)
+
+        def per_sample():
+            return torch.cat([policy(x[i : i + 1], gen) for i in range(len(x))])
+
+        timings = {}
+        for variant, fn in (("per-sample loop", per_sample), ("batched", lambda: policy(x, gen))):
+            fn()
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            _sync(device)
+            timings[variant] = time.perf_counter() - start
+        rows.append(_row("augment", f"{name} batch {batch}", "per-sample loop", device, timings["per-sample loop"],
+                         repeats * batch))
+        rows.append(_row("augment", f"{name} batch {batch}", "batched", device, timings["batched"], repeats * batch,
+                         baseline_seconds=timings["per-sample loop"]))
+    return rows
+
+
+# --- 3. packed runs against the same runs one by one ------------------------------------------------
+
+
+def _members(data, k: int, device) -> list[PackMember]:
+    members = []
+    for i in range(k):
+        subset = torch.as_tensor(nested_subset(data.y["train"].cpu().numpy(), 500, i), device=device)
+        members.append(PackMember(
+            x=data.x["train"].to(device)[subset], y=data.y["train"].to(device)[subset],
+            policy=build_policy(SIGNAL_POLICY),
+            batch_gen=torch.Generator(device=device).manual_seed(i),
+            augment_gen=torch.Generator(device=device).manual_seed(1000 + i),
+        ))
+    return members
+
+
+def bench_packing(datasets: dict, device: torch.device, steps: int, ks: tuple[int, ...]) -> list[dict]:
+    rows, data = [], datasets["mnist1d"]
+    cfg = dict(RECIPE, steps=steps, log_every=max(50, steps // 4))
+    make = lambda i: build_model("cnn1d", 32, data.sample_shape, data.num_classes).to(device)
+    for k in ks:
+        case = f"mnist1d cnn1d-32, {k} run(s) of {steps} steps"
+        members = _members(data, k, device)
+        start = time.perf_counter()
+        for i, m in enumerate(members):
+            train_model(make(i), m.x, m.y, m.policy, cfg, m.batch_gen, m.augment_gen)
+        _sync(device)
+        sequential = time.perf_counter() - start
+        rows.append(_row("packing", case, "one after another", device, sequential, k * steps * cfg["batch_size"],
+                         k * steps))
+        members = _members(data, k, device)
+        start = time.perf_counter()
+        train_packed([make(i) for i in range(k)], members, cfg)
+        _sync(device)
+        packed = time.perf_counter() - start
+        rows.append(_row("packing", case, f"packed (K={k})", device, packed, k * steps * cfg["batch_size"], k * steps,
+                         sequential))
+    return rows
+
+
+# --- 4. the default study end to end ------------------------------------------------------------
+
+
+def bench_study(repo: Path, study: str, cores: int) -> list[dict]:
+    """Run `study` from scratch in a temporary copy of the workflow with real Snakemake."""
+    from dataworth.study import load_study
+    from dataworth.tracking.schemas import METRICS, TRAINING, read_parquet
+
+    with tempfile.TemporaryDirectory(prefix="dataworth-bench-") as tmp:
+        root = Path(tmp)
+        shutil.copy(repo / "Snakefile", root / "Snakefile")
+        shutil.copytree(repo / "workflow", root / "workflow")
+        shutil.copy(repo / study, root / "params.yaml")
+        snakemake = Path(sys.executable).parent / "snakemake"
+        start = time.perf_counter()
+        subprocess.run([str(snakemake), "--cores", str(cores), "-q", "all"], cwd=root, check=True,
+                       capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        results = load_study(root / "params.yaml").results_dir(root / "results")
+        metrics = read_parquet(results / "metrics.parquet", METRICS)
+        startup = [read_parquet(p, TRAINING)["startup_seconds"].iloc[0] for p in results.glob("runs/*/training.parquet")]
+    compute = metrics["compute_seconds"].sum()
+    ideal = compute / cores  # the wall time if the cores did nothing but training steps
+    note = f"{len(metrics)} runs on {cores} cores; training compute {compute:.0f} s"
+    return [
+        _row("study", f"{study} end to end", "sum of training compute / cores", "cpu", ideal),
+        _row("study", f"{study} end to end", "snakemake wall time", "cpu", wall, baseline_seconds=ideal,
+             note=f"{note}; overhead {(wall - ideal) / wall:.0%} of wall time"),
+        _row("study", "fixed cost per run", "process start to first step (mean)", "cpu",
+             sum(startup) / len(startup), note="imports, data load, model build"),
+    ]
+
+
+def run_benchmarks(out: Path, device: str = "auto", quick: bool = False, study: str | None = "params.yaml",
+                   repo: Path = Path("."), workers: int = 2, cores: int = 2) -> pd.DataFrame:
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    with tempfile.TemporaryDirectory() as tmp:
+        datasets = {}
+        for name, config in (("mnist1d", {"name": "mnist1d", "train_pool": 4000}), ("digits", {"name": "digits"})):
+            prepare_dataset(config, Path(tmp) / f"{name}.pt")
+            datasets[name] = load_dataset(Path(tmp) / f"{name}.pt", dev)
+    rows = []
+    rows += bench_augment(datasets, dev, batch=128, repeats=3 if quick else 20)
+    rows += bench_trainer(datasets, dev, steps=5 if quick else 200, workers=workers)
+    rows += bench_packing(datasets, dev, steps=5 if quick else 200, ks=(1, 4) if quick else (1, 4, 16))
+    if study:
+        rows += bench_study(repo, study, cores)
+    table = pd.DataFrame(rows)
+    table.insert(0, "host", platform.node())
+    table.insert(1, "torch", torch.__version__)
+    write_parquet(table, BENCH, out)
+    return table
+
+
+def format_table(table: pd.DataFrame) -> str:
+    shown = table[["section", "case", "variant", "device", "seconds", "samples_per_second", "speedup", "peak_memory_mb", "note"]]
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 60,
+                           "display.float_format", lambda v: f"{v:,.2f}"):
+        return shown.fillna("").to_string(index=False)

@@ -1,0 +1,108 @@
+"""Packed training equals separate training (CPU, within floating-point tolerance)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dataworth.augment import build_policy
+from dataworth.data import load_dataset, nested_subset, prepare_dataset
+from dataworth.models import build_model
+from dataworth.train import seed_streams
+from dataworth.train.loop import train_model
+from dataworth.train.packed import PackMember, pack_modules, train_packed, unpack_state
+
+CFG = {"steps": 40, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
+       "warmup_steps": 5, "label_smoothing": 0.1, "log_every": 10}
+
+
+@pytest.mark.parametrize(
+    "name, shape", [("mlp", (1, 32)), ("cnn1d", (1, 32)), ("cnn2d", (1, 8, 8)), ("resnet18", (3, 8, 8))]
+)
+def test_packed_model_computes_each_member_exactly(name, shape):
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model(name, 4, shape, num_classes=5).eval())
+    packed = pack_modules(models).eval()
+    xs = [torch.randn(6, *shape) for _ in models]
+    out = packed(torch.cat(xs, dim=1)).view(6, 3, 5)
+    for i, (model, x) in enumerate(zip(models, xs)):
+        torch.testing.assert_close(out[:, i], model(x), rtol=1e-4, atol=1e-5)
+        restored = build_model(name, 4, shape, num_classes=5)
+        restored.load_state_dict(unpack_state(packed, restored, 3, i))
+        for key, value in model.state_dict().items():
+            assert torch.equal(restored.state_dict()[key], value), key
+
+
+def member(data, n, seed, ops):
+    streams = seed_streams(seed)
+    subset = torch.as_tensor(nested_subset(data.y["train"].numpy(), n, seed))
+    return PackMember(
+        x=data.x["train"][subset], y=data.y["train"][subset], policy=build_policy(ops),
+        batch_gen=torch.Generator().manual_seed(streams["batches"]),
+        augment_gen=torch.Generator().manual_seed(streams["augment"]),
+    )
+
+
+def fresh_model(seed, data):
+    torch.manual_seed(seed_streams(seed)["init"])
+    return build_model("cnn1d", 8, data.sample_shape, data.num_classes)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "d.pt"
+    prepare_dataset({"name": "synthetic", "train_pool": 128, "test_size": 64}, path)
+    return load_dataset(path)
+
+
+SPECS = [(64, 0, []), (32, 1, [{"op": "shift", "max_shift": 3}]), (128, 2, [{"op": "noise", "std": 0.3}])]
+
+
+def test_packed_training_equals_separate_training(data):
+    separate = []
+    for n, seed, ops in SPECS:
+        model = fresh_model(seed, data)
+        m = member(data, n, seed, ops)
+        result = train_model(model, m.x, m.y, m.policy, CFG, m.batch_gen, m.augment_gen)
+        separate.append((model, result))
+
+    models = [fresh_model(seed, data) for _, seed, _ in SPECS]
+    results = train_packed(models, [member(data, n, seed, ops) for n, seed, ops in SPECS], CFG)
+    for (alone, alone_result), model, result in zip(separate, models, results):
+        assert result.status == "ok" and result.steps_completed == 40
+        assert [h["step"] for h in result.history] == [h["step"] for h in alone_result.history]
+        torch.testing.assert_close(
+            torch.tensor([h["loss"] for h in result.history]),
+            torch.tensor([h["loss"] for h in alone_result.history]), rtol=1e-4, atol=1e-5,
+        )
+        for key, value in alone.state_dict().items():
+            torch.testing.assert_close(model.state_dict()[key].float(), value.float(), rtol=1e-3, atol=1e-4)
+
+
+def test_a_diverging_member_does_not_take_the_others_down(data):
+    # Poisoning one member's data with inf makes only that member's loss NaN.
+    poisoned = member(data, 64, 0, [])
+    poisoned.x = poisoned.x.clone()
+    poisoned.x[:, :, 0] = math.inf
+    models = [fresh_model(s, data) for s in (0, 1)]
+    results = train_packed(models, [poisoned, member(data, 64, 1, [])], CFG)
+    assert results[0].status == "diverged" and results[0].steps_completed == 10
+    assert results[1].status == "ok" and results[1].steps_completed == 40
+    assert math.isfinite(results[1].final_loss)
+    assert all(torch.isfinite(v).all() for v in models[1].state_dict().values())
+
+
+def test_bench_runs_every_section_and_writes_its_table(tmp_path):
+    from dataworth.bench import run_benchmarks
+    from dataworth.tracking.schemas import BENCH, read_parquet
+
+    table = run_benchmarks(tmp_path / "bench.parquet", device="cpu", quick=True, study=None, workers=0)
+    written = read_parquet(tmp_path / "bench.parquet", BENCH)
+    assert len(written) == len(table)
+    assert set(written["section"]) == {"trainer", "augment", "packing"}
+    baselines = written["variant"].str.contains("baseline|per-sample|one after another")
+    assert written.loc[~baselines, "speedup"].gt(0).all() and written.loc[baselines, "speedup"].isna().all()

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-unit plan dry-run report bench ui clean-results lock help
+.PHONY: setup demo test test-unit plan dry-run report bench ui clean-results lock help slurm-up slurm-down test-slurm
 
 help:
 	@echo "make demo    run the default study (params.yaml) end to end"
@@ -17,6 +17,8 @@ help:
 	@echo "make ui      the MLflow UI over a study's runs on 127.0.0.1 (STUDY=params.yaml; after snakemake track)"
 	@echo "make bench   throughput benchmarks against baselines (a table + results/bench/bench.parquet)"
 	@echo "make setup   only create the pinned environment in .venv"
+	@echo "make slurm-up    (root, Debian 12) install and start the one-node SLURM test cluster; slurm-down stops it"
+	@echo "make test-slurm  the SLURM tests on that cluster"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +67,14 @@ lock:
 
 clean-results:
 	rm -rf results .snakemake
+
+# The one-node SLURM cluster the SLURM tests run on (scripts/slurm/; root on Debian 12): it
+# installs slurm-wlm, slurmdbd, munge and mariadb-server when missing. Idempotent.
+slurm-up:
+	scripts/slurm/start.sh
+
+slurm-down:
+	scripts/slurm/stop.sh
+
+test-slurm: $(STAMP) slurm-up
+	$(BIN)/python -m pytest tests/test_slurm.py tests/test_slurm_resources.py $(PYTEST_ARGS)

@@ -2,6 +2,7 @@
 # The study is params.yaml, or the file given with --configfile (then params.yaml is not read).
 import json
 
+from dataworth.cluster.resources import snakemake_resources
 from dataworth.study import StudyError, load_study
 
 if not workflow.overwrite_configfiles:
@@ -13,6 +14,12 @@ try:
     STUDY = load_study(config, name=", ".join(map(str, workflow.overwrite_configfiles)) or "params.yaml")
 except StudyError as error:
     # One clear message naming every bad field; nothing is scheduled.
+    raise WorkflowError(str(error)) from None
+
+try:
+    # What train and evaluate jobs ask SLURM for (study's resources.slurm + DATAWORTH_SLURM_*).
+    SLURM_RESOURCES = {rule: snakemake_resources(STUDY.spec.resources.slurm, rule) for rule in ("train", "evaluate")}
+except ValueError as error:
     raise WorkflowError(str(error)) from None
 
 RESULTS = f"results/{STUDY.name}"
@@ -36,6 +43,7 @@ wildcard_constraints:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/representation.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/track.smk"

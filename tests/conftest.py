@@ -46,6 +46,7 @@ class Project:
         self.root = root
         shutil.copy(REPO / "Snakefile", root / "Snakefile")
         shutil.copytree(REPO / "workflow", root / "workflow")
+        (root / "profiles").symlink_to("workflow/profiles")  # as in the repository: the default profile
 
     def write_study(self, study: dict) -> None:
         write_yaml(self.root / "params.yaml", study)

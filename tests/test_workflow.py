@@ -30,7 +30,7 @@ def test_study_runs_end_to_end_then_only_what_is_new(project, tiny_study):
     project.write_study(tiny_study)
     dry = project.snakemake("-n")
     assert jobs_run(dry.stdout + dry.stderr) == {
-        "prepare_data": 1, "train": 4, "evaluate": 4, "collect": 1, "report": 1, "all": 1,
+        "prepare_data": 1, "train": 4, "evaluate": 4, "rankme": 4, "collect": 1, "report": 1, "all": 1,
     }
     assert not project.results().exists()
 
@@ -58,7 +58,7 @@ def test_study_runs_end_to_end_then_only_what_is_new(project, tiny_study):
     project.write_study(tiny_study)
     third = project.snakemake()
     assert jobs_run(third.stdout + third.stderr) == {
-        "train": 4, "evaluate": 4, "collect": 1, "report": 1, "all": 1,
+        "train": 4, "evaluate": 4, "rankme": 4, "collect": 1, "report": 1, "all": 1,
     }
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items()), "a finished run was redone"
     metrics = read_parquet(project.results() / "metrics.parquet", METRICS)
@@ -97,7 +97,9 @@ def test_keep_going_finishes_the_other_runs_and_the_log_says_why(project, tiny_s
 
     # Once the cause is gone, only the failed run is trained.
     retry = project.snakemake()
-    assert jobs_run(retry.stdout + retry.stderr) == {"train": 1, "evaluate": 1, "collect": 1, "report": 1, "all": 1}
+    assert jobs_run(retry.stdout + retry.stderr) == {
+        "train": 1, "evaluate": 1, "rankme": 1, "collect": 1, "report": 1, "all": 1,
+    }
     assert len(read_parquet(project.results() / "metrics.parquet", METRICS)) == 4
 
 
@@ -108,7 +110,8 @@ def test_changed_eval_settings_reevaluate_without_retraining(project, tiny_study
     tiny_study["eval"]["batch_size"] = 7
     project.write_study(tiny_study)
     proc = project.snakemake()
-    assert jobs_run(proc.stdout + proc.stderr) == {"evaluate": 4, "collect": 1, "report": 1, "all": 1}
+    # eval.batch_size is read by every evaluation (evaluate, rankme), so both rerun.
+    assert jobs_run(proc.stdout + proc.stderr) == {"evaluate": 4, "rankme": 4, "collect": 1, "report": 1, "all": 1}
     assert all(p.stat().st_mtime_ns == t for p, t in trained.items())
 
 

@@ -226,6 +226,7 @@ def bench_study(repo: Path, study: str, cores: int) -> list[dict]:
         root = Path(tmp)
         shutil.copy(repo / "Snakefile", root / "Snakefile")
         shutil.copytree(repo / "workflow", root / "workflow")
+        (root / "profiles").symlink_to("workflow/profiles")
         shutil.copy(repo / study, root / "params.yaml")
         snakemake = Path(sys.executable).parent / "snakemake"
         start = time.perf_counter()

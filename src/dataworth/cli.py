@@ -46,7 +46,7 @@ def cmd_plan(args) -> None:
             states.append("pending")
     if args.out:
         write_parquet(table, RUN_TABLE, args.out)
-    shown = table[["run_id", "n_train", "augmentation", "model", "width", "seed"]].assign(state=states)
+    shown = table[["run_id", "method", "n_train", "augmentation", "model", "width", "seed"]].assign(state=states)
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(shown.to_string(index=False))
     counts = pd.Series(states).value_counts().to_dict()
@@ -69,12 +69,22 @@ EXIT_PREEMPTED = 75
 
 
 def _requeue_slurm_job() -> None:
-    """Ask SLURM to requeue this job (same job id); the next start resumes from the checkpoint."""
+    """Ask SLURM to requeue this job (same job id); the next start resumes from the checkpoint.
+
+    Only while SLURM still has the job RUNNING, which is the case for the early-warning signal
+    (`--signal=TERM@...`). After `scancel` or at the time limit the job is already COMPLETING:
+    requeueing then would make a cancelled job come back forever, or race Snakemake's retry.
+    """
     import os
     import subprocess
 
     job_id = os.environ.get("SLURM_JOB_ID")
     if not job_id:
+        return
+    state = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+    if state.stdout.strip() != "RUNNING":
+        print(f"SLURM job {job_id} is {state.stdout.strip() or 'gone'}: not requeued (cancelled or out of time)",
+              flush=True)
         return
     proc = subprocess.run(["scontrol", "requeue", job_id], capture_output=True, text=True)
     if proc.returncode == 0:
@@ -91,7 +101,8 @@ def cmd_train(args) -> None:
     run = _load(args.study).run(args.run_id)
     out = RunDir(Path(args.run_dir))
     resuming = " (resuming from its checkpoint)" if out.checkpoint.exists() else ""
-    print(f"run {run['run_id']}: {run['model']['name']}(width={run['model']['width']}) n_train={run['n_train']} "
+    print(f"run {run['run_id']}: {run['method']} {run['model']['name']}(width={run['model']['width']}) "
+          f"n_train={run['n_train']} "
           f"augmentation={run['augmentation']['name']} seed={run['seed']} steps={run['train']['steps']}{resuming}",
           flush=True)
     try:
@@ -120,9 +131,9 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_collect(args) -> None:
-    from dataworth.tracking.collect import collect_metrics
+    from dataworth.tracking.collect import collect_study
 
-    metrics = collect_metrics(args.summaries, args.out)
+    metrics = collect_study(_load(args.study), args.results, args.out)
     status = metrics["status"].value_counts().to_dict()
     print(f"collected {len(metrics)} runs into {args.out} ({status})")
 
@@ -199,17 +210,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=int, default=2, help="cores for the end-to-end study")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("collect", help="collect run summaries into metrics.parquet")
+    p = sub.add_parser("collect", help="collect every run's summary and evaluations into metrics.parquet")
+    p.add_argument("study", nargs="?", default="params.yaml", help="the study: its runs and the evaluations it asks for")
+    p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--out", required=True)
-    p.add_argument("summaries", nargs="+")
     p.set_defaults(func=cmd_collect)
 
+    from dataworth.evaluate.commands import register as register_evaluation_commands
+
+    register_evaluation_commands(sub)
     from dataworth.analysis.commands import register as register_analysis_commands
 
     register_analysis_commands(sub)
     from dataworth.tracking.commands import register as register_tracking_commands
 
     register_tracking_commands(sub)
+    from dataworth.cluster.submit import register as register_cluster_commands
+
+    register_cluster_commands(sub)
     return parser
 
 

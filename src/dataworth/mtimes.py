@@ -18,7 +18,7 @@ from pathlib import Path
 STAGES: tuple[tuple[str, ...], ...] = (
     ("data/*.pt",),  # prepare_data
     ("runs/*/config.json", "runs/*/history.parquet", "runs/*/model.pt", "runs/*/training.parquet"),  # train
-    ("runs/*/summary.parquet",),  # evaluate
+    ("runs/*/summary.parquet", "runs/*/probe.parquet", "runs/*/knn.parquet", "runs/*/rankme.parquet"),  # evaluations
     ("metrics.parquet",),  # collect
     ("fits.parquet", "exchange_rates.parquet", "report", "report/**/*"),  # report
 )

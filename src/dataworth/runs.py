@@ -35,6 +35,21 @@ class RunDir:
         return self.path / "checkpoint.pt"
 
     @property
+    def probe(self) -> Path:
+        """Linear probe on frozen features (its own rule; schema PROBE)."""
+        return self.path / "probe.parquet"
+
+    @property
+    def knn(self) -> Path:
+        """k-NN accuracy on frozen features (its own rule; schema KNN)."""
+        return self.path / "knn.parquet"
+
+    @property
+    def rankme(self) -> Path:
+        """RankMe of features and projector outputs (its own rule; schema RANKME)."""
+        return self.path / "rankme.parquet"
+
+    @property
     def summary(self) -> Path:
         """Written last, by evaluation: its presence means the run is complete."""
         return self.path / "summary.parquet"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
 
 from dataworth.augment.ops import OP_SPECS, OpSpec
 from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
@@ -31,6 +31,11 @@ RUN_ID_LENGTH = 12
 # run id so a study moved from a laptop to a cluster keeps its run ids. (The `eval` section is
 # left out too: a run's id names what was trained.)
 EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds")
+# Train settings a self-supervised run does not use (it has no labels): left out of its id.
+SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
+
+SUPERVISED = "supervised"
+Method = Literal["supervised", "simclr", "vicreg", "byol"]
 
 
 class StudyError(ValueError):
@@ -82,8 +87,87 @@ class TrainSpec(_Strict):
         return self
 
 
+def _full_or_size(value: Any) -> str | int:
+    # One check with one message (a plain Union would report a confusing error per member).
+    if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ValueError("must be full (the whole training pool) or a whole number of samples > 0")
+
+
+FullOrSize = Annotated[Union[Literal["full"], int], PlainValidator(_full_or_size)]
+
+
+class ProbeSpec(_Strict):
+    """The linear probe: a linear classifier trained on frozen, standardised encoder features."""
+
+    steps: int = Field(default=500, gt=0, description="AdamW steps of the probe")
+    batch_size: int = Field(default=256, gt=0)
+    lr: float = Field(default=0.01, gt=0, description="peak learning rate (cosine decay to zero)")
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class KnnSpec(_Strict):
+    k: int = Field(default=20, gt=0, description="neighbours (cosine similarity of encoder features) that vote")
+
+
+class RankmeSpec(_Strict):
+    samples: FullOrSize = Field(
+        default="full", description="training-pool samples embedded: full, or a fixed random subset of this size"
+    )
+
+
 class EvalSpec(_Strict):
     batch_size: int = Field(default=1024, gt=0)
+    labeled: FullOrSize = Field(
+        default="full", description="labeled set of the probe and the k-NN bank: full pool, or a nested subset of n"
+    )
+    probe_supervised: bool = Field(
+        default=False, description="also probe (linear probe, k-NN) supervised runs' encoders, as a baseline"
+    )
+    probe: ProbeSpec = ProbeSpec()
+    knn: KnnSpec = KnnSpec()
+    rankme: RankmeSpec = RankmeSpec()
+
+
+# The settings each evaluation rule reads: its Snakemake params, so that changing one reruns
+# just that evaluation (evaluate's are what the whole section was before the others existed).
+EVAL_SETTINGS = {
+    "evaluate": ("batch_size",),
+    "probe": ("batch_size", "labeled", "probe"),
+    "knn": ("batch_size", "labeled", "knn"),
+    "rankme": ("batch_size", "rankme"),
+}
+
+
+class ProjectorSpec(_Strict):
+    hidden: int = Field(default=512, gt=0, description="hidden units (Linear-BatchNorm-ReLU-Linear)")
+    out: int = Field(default=128, gt=0, description="output dimension: the embedding the loss sees")
+
+
+class SimclrSpec(_Strict):
+    temperature: float = Field(default=0.5, gt=0, description="NT-Xent temperature")
+
+
+class VicregSpec(_Strict):
+    invariance: float = Field(default=25.0, ge=0, description="weight of the mean squared distance of the views")
+    variance: float = Field(default=25.0, ge=0, description="weight of the hinge on each dimension's std (target 1)")
+    covariance: float = Field(default=1.0, ge=0, description="weight of the squared off-diagonal covariances")
+
+
+class ByolSpec(_Strict):
+    predictor_hidden: int = Field(default=512, gt=0, description="hidden units of the predictor")
+    momentum_base: float = Field(
+        default=0.99, ge=0, lt=1, description="EMA momentum of the target at step 0; cosine schedule to 1 at the last"
+    )
+
+
+class SslSpec(_Strict):
+    """Settings of the self-supervised methods; a run's id includes the projector and its method's."""
+
+    projector: ProjectorSpec = ProjectorSpec()
+    simclr: SimclrSpec = SimclrSpec()
+    vicreg: VicregSpec = VicregSpec()
+    byol: ByolSpec = ByolSpec()
 
 
 class TrackingSpec(_Strict):
@@ -132,10 +216,11 @@ class SlurmSpec(_Strict):
 
     @model_validator(mode="after")
     def _signal_before_limit(self) -> "SlurmSpec":
-        if self.signal_seconds >= self.runtime_min * 60:
+        # SLURM may send the signal up to 60 s early: it must still come after the job started.
+        if self.signal_seconds and self.signal_seconds + 60 >= self.runtime_min * 60:
             raise ValueError(
-                f"signal_seconds ({self.signal_seconds}) must be shorter than the time limit "
-                f"(runtime_min {self.runtime_min} = {self.runtime_min * 60} s)"
+                f"signal_seconds ({self.signal_seconds}) must be more than 60 s shorter than the time limit "
+                f"(runtime_min {self.runtime_min} = {self.runtime_min * 60} s): SLURM may send it up to 60 s early"
             )
         return self
 
@@ -148,11 +233,14 @@ AxisValue = Union[int, str, list[Union[int, str]]]
 
 
 class GridSpec(_Strict):
+    method: list[Method] = Field(
+        default=["supervised"], min_length=1, description="supervised, or self-supervised pretraining + probes"
+    )
     n_train: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
     augmentation: list[str] = Field(min_length=1)
     model: list[ModelSpec] = Field(min_length=1)
     seed: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
-    exclude: list[dict[Literal["n_train", "augmentation", "model", "width", "seed"], AxisValue]] = Field(
+    exclude: list[dict[Literal["method", "n_train", "augmentation", "model", "width", "seed"], AxisValue]] = Field(
         default_factory=list,
         description="a run is left out when it matches every key of one rule (a list matches any of its values)",
     )
@@ -169,6 +257,7 @@ class StudySpec(_Strict):
     grid: GridSpec
     train: TrainSpec
     eval: EvalSpec = EvalSpec()
+    ssl: SslSpec = SslSpec()
     tracking: TrackingSpec = TrackingSpec()
     resources: ResourcesSpec = Field(default=ResourcesSpec(), description="what cluster jobs ask for (execution-only)")
 
@@ -295,6 +384,19 @@ class Study:
         except KeyError:
             raise KeyError(f"run {run_id!r} is not in study {self.name!r} ({len(self.runs)} runs)") from None
 
+    def evaluations(self, run: dict) -> list[str]:
+        """The representation evaluations of a run (rules and files of the same name): RankMe for
+        every run; the linear probe and k-NN for self-supervised runs, and for supervised runs too
+        with eval.probe_supervised (their own head is evaluated by `evaluate`)."""
+        if run["method"] == SUPERVISED and not self.spec.eval.probe_supervised:
+            return ["rankme"]
+        return ["probe", "knn", "rankme"]
+
+    def eval_params(self, rule: str) -> str:
+        """The eval settings an evaluation rule reads, as its Snakemake params (JSON)."""
+        settings = self.spec.eval.model_dump()
+        return json.dumps({key: settings[key] for key in EVAL_SETTINGS[rule]})
+
     def write_json(self, path: str | Path) -> bool:
         """Write the validated study as JSON, atomically and only if it changed; True if written."""
         from dataworth.files import write_text_atomic
@@ -345,20 +447,31 @@ def _matches(rule: dict, values: dict) -> bool:
 def _expand(spec: StudySpec) -> list[dict]:
     runs = []
     grid = spec.grid
-    for n_train, aug_name, model, seed in itertools.product(grid.n_train, grid.augmentation, grid.model, grid.seed):
-        axes = {"n_train": n_train, "augmentation": aug_name, "model": model.name, "width": model.width, "seed": seed}
+    for method, n_train, aug_name, model, seed in itertools.product(
+        grid.method, grid.n_train, grid.augmentation, grid.model, grid.seed
+    ):
+        axes = {"method": method, "n_train": n_train, "augmentation": aug_name, "model": model.name,
+                "width": model.width, "seed": seed}
         if any(_matches(rule, axes) for rule in grid.exclude):
             continue
         train = spec.train.model_dump()
         identity = {
             "dataset": spec.dataset.model_dump(),
-            "method": "supervised",
+            "method": method,
             "n_train": n_train,
             "augmentation": {"name": aug_name, "ops": [op.model_dump() for op in spec.augmentations[aug_name]]},
             "model": model.model_dump(),
             "seed": seed,
             "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
         }
+        if method != SUPERVISED:
+            # Only self-supervised runs get these keys: supervised ids stay what they always were.
+            identity["ssl"] = {
+                "projector": spec.ssl.projector.model_dump(),
+                method: getattr(spec.ssl, method).model_dump(),
+            }
+            for key in SUPERVISED_ONLY_TRAIN_FIELDS:
+                del identity["train"][key]
         # Evaluation settings are not part of the id: changing them re-evaluates, never retrains.
         run = {"run_id": short_hash(identity), "study": spec.study, **identity, "train": train, "eval": spec.eval.model_dump()}
         runs.append(run)
@@ -381,6 +494,16 @@ def _cross_check(spec: StudySpec) -> list[str]:
         problems.append(f"grid.n_train: duplicate sizes in {spec.grid.n_train}")
     if len(set(spec.grid.seed)) != len(spec.grid.seed):
         problems.append(f"grid.seed: duplicate seeds in {spec.grid.seed}")
+    if len(set(spec.grid.method)) != len(spec.grid.method):
+        problems.append(f"grid.method: duplicate methods in {spec.grid.method}")
+    for key, size in (("eval.labeled", spec.eval.labeled), ("eval.rankme.samples", spec.eval.rankme.samples)):
+        if size != "full" and size > pool:
+            problems.append(f"{key}: {size} is larger than the {ds.name} training pool ({pool} samples); "
+                            f"allowed: full or 1..{pool}")
+    labeled = pool if spec.eval.labeled == "full" else spec.eval.labeled
+    if spec.eval.knn.k > labeled:
+        problems.append(f"eval.knn.k: {spec.eval.knn.k} neighbours but the labeled set (eval.labeled) has "
+                        f"{labeled} samples; allowed: 1..{labeled}")
     for i, name in enumerate(spec.grid.augmentation):
         if name not in spec.augmentations:
             problems.append(
@@ -405,6 +528,7 @@ def _cross_check(spec: StudySpec) -> list[str]:
     if len(set(names)) != len(names):
         problems.append("grid.model: duplicate (name, width) entries")
     axis_values = {
+        "method": set(spec.grid.method),
         "n_train": set(spec.grid.n_train),
         "augmentation": set(spec.grid.augmentation),
         "model": {m.name for m in spec.grid.model},
@@ -443,6 +567,7 @@ def load_study(source: str | Path | dict, name: str | None = None) -> Study:
     except ValidationError as exc:
         raise StudyError([_format_error(e) for e in exc.errors()], label) from None
     return Study(spec, label)
+
 
 def load_study_or_exit(source: str | Path) -> Study:
     """For commands: the validated study, or its problems on stderr and exit status 2 (no traceback)."""

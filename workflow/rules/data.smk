@@ -7,5 +7,6 @@ rule prepare_data:
         config=json.dumps(STUDY.dataset_config()),
     log:
         f"{RESULTS}/logs/prepare_data.log",
+    localrule: True  # seconds of work: not worth a cluster job
     shell:
         "dataworth prepare --config {params.config:q} --out {output} > {log} 2>&1"

@@ -3,7 +3,9 @@
 A scaling law is fitted per curve. Curves of the same group (dataset, model, width, method) are
 compared with each other: the policy `none` of a group is the reference of its exchange rates.
 Runs that did not finish well (status other than ok, e.g. diverged) or lack the metric are left
-out of their curve and counted, so the tables can say how many.
+out of their curve and counted, so the tables can say how many. A metric that no finished run of
+a method has (test_accuracy of self-supervised runs, which train no head) makes no curves for
+that method at all.
 """
 
 from __future__ import annotations
@@ -85,6 +87,19 @@ def check_metrics_columns(metrics: pd.DataFrame, metric_names: list[str]) -> Non
         metric_kind(name)
 
 
+def metrics_by_method(metrics: pd.DataFrame, metric_names: list[str]) -> dict:
+    """For each method, the metrics it has: all but those no run of it that finished ok has.
+
+    A method without any finished run keeps every metric, so its curves still say why.
+    """
+    applies = {}
+    for method, runs in metrics.groupby("method", sort=False, dropna=False):
+        finished = runs[runs["status"] == "ok"]
+        applies[method] = [m for m in metric_names
+                           if finished.empty or pd.to_numeric(finished[m], errors="coerce").notna().any()]
+    return applies
+
+
 def curves_from_metrics(metrics: pd.DataFrame, metric_names: list[str] | None = None) -> list[Curve]:
     """One Curve per (dataset, model, width, method, augmentation) and metric, in a stable order."""
     if metrics.empty:
@@ -95,10 +110,14 @@ def curves_from_metrics(metrics: pd.DataFrame, metric_names: list[str] | None = 
     check_metrics_columns(metrics, metric_names)
     curves = []
     setting = [*GROUP_KEY, "augmentation"]
+    applies = metrics_by_method(metrics, metric_names)
     for values, runs in metrics.groupby(setting, sort=True, dropna=False):
         ok = runs["status"].eq("ok").to_numpy()
         sizes = tuple(sorted(int(n) for n in runs["n_train"].unique()))
+        method = dict(zip(setting, values))["method"]
         for metric in metric_names:
+            if metric not in applies[method]:
+                continue
             y = pd.to_numeric(runs[metric], errors="coerce").to_numpy(dtype=float)
             used = ok & np.isfinite(y)
             curves.append(Curve(

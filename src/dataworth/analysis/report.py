@@ -2,7 +2,8 @@
 
     <out>/fits.parquet            the law of every curve                  (schema FITS)
     <out>/exchange_rates.parquet  exchange rates at the sizes + dense grid (schema EXCHANGE_RATES)
-    <out>/report/                 report.md, tables (.md, .tex), figures (.png)
+    <out>/report/                 report.md, tables (.md, .tex), figures (.png); with RankMe and
+                                  probe columns also RankMe against probe accuracy
 
 The report folder is built aside and swapped in whole, so it never mixes two builds and never
 keeps a figure of a policy or metric that is gone.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataworth.analysis import exchange, figures, laws, tables
+from dataworth.analysis import exchange, figures, laws, rankme_vs_probe, tables
 from dataworth.analysis.curves import GROUP_KEY, REFERENCE_POLICY, curves_from_metrics
 from dataworth.analysis.fits import CurveFit, fit_curves, fits_table
 from dataworth.files import atomic_folder, write_text_atomic
@@ -73,7 +74,8 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
         files.extend([f"{name}.md", f"{name}.tex"])
         return markdown
 
-    metric_names = list(dict.fromkeys(f.key["metric"] for f in curve_fits))
+    fitted = {f.key["metric"] for f in curve_fits}
+    metric_names = [m for m in metrics.columns if m in fitted]  # metrics.parquet's order: test before probes
     fits_markdown = save_table("fits", tables.table_of_fits(fits))
     exchange_markdown = {}
     for metric in metric_names:
@@ -90,20 +92,29 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
         for column, value in zip(GROUP_KEY, group):
             in_group &= rates[column] == value
         names = {"scaling": f"scaling_{slug}.png", "exchange": f"exchange_{slug}.png", "residuals": f"residuals_{slug}.png"}
+        group_metrics = list(dict.fromkeys(f.key["metric"] for f in group_fits))  # a method has only some
         figures.scaling_figure(group_fits, folder / names["scaling"], reference)
-        figures.exchange_figure(rates[in_group], folder / names["exchange"], metric_names, reference)
+        figures.exchange_figure(rates[in_group], folder / names["exchange"], group_metrics, reference)
         figures.residuals_figure(group_fits, folder / names["residuals"], reference)
         figure_files[group] = names
         files.extend(names.values())
 
+    label_free = []
+    if rankme_vs_probe.has_data(metrics):
+        correlations = rankme_vs_probe.correlations(metrics)
+        label_free = rankme_vs_probe.section(save_table(rankme_vs_probe.TABLE, rankme_vs_probe.table(correlations)))
+        rankme_vs_probe.figure(metrics, correlations, folder / rankme_vs_probe.FIGURE)
+        files.append(rankme_vs_probe.FIGURE)
+
     text = _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files,
-                            reference=reference, n_bootstrap=n_bootstrap, source=source, files=files)
+                            reference=reference, n_bootstrap=n_bootstrap, source=source, files=files,
+                            label_free=label_free)
     write_text_atomic(folder / "report.md", text)
     return ["report.md", *files]
 
 
 def _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files, *,
-                     reference, n_bootstrap, source, files) -> str:
+                     reference, n_bootstrap, source, files, label_free) -> str:
     studies = ", ".join(f"`{s}`" for s in sorted(metrics["study"].dropna().unique())) or "(unnamed)"
     status_counts = ", ".join(f"{count} {status}" for status, count in metrics["status"].value_counts().items())
     sizes = sorted(metrics["n_train"].unique())
@@ -149,6 +160,7 @@ def _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, fig
                 ratio_markdown, "Extra real samples v(n):", "", samples_markdown]
     for group, names in figure_files.items():
         out += [f"![exchange rates, {' '.join(str(v) for v in group)}]({names['exchange']})", ""]
+    out += label_free
     out += ["## Statuses", "", "Fits:", ""]
     out += [f"- `{status}`: {meaning}" for status, meaning in laws.STATUSES.items()]
     out += ["", "Exchange rates:", ""]

@@ -15,6 +15,10 @@ from dataworth.analysis.curves import GROUP_KEY, REFERENCE_POLICY
 METRIC_TITLES = {
     "test_accuracy": "in-distribution test accuracy",
     "ood_accuracy": "out-of-distribution accuracy",
+    "probe_test_accuracy": "linear-probe test accuracy",
+    "probe_ood_accuracy": "linear-probe out-of-distribution accuracy",
+    "knn_test_accuracy": "k-NN test accuracy",
+    "knn_ood_accuracy": "k-NN out-of-distribution accuracy",
 }
 BEYOND = "beyond"  # the cell of a point where f_aug(n) is at or beyond b_ref
 EXTRAPOLATED_MARK = "†"

@@ -1,4 +1,5 @@
-"""Evaluation of trained runs: accuracy and loss on the training subset, the test and the OOD sets."""
+"""Evaluation of trained runs: accuracy and loss on the training subset, the test and the OOD sets
+(`evaluate_run`); linear probe, k-NN and RankMe of the representation (`representation`)."""
 
 from dataworth.evaluate.classification import evaluate_split
 from dataworth.evaluate.run import evaluate_run

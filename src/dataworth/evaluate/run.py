@@ -1,4 +1,8 @@
-"""Evaluate one trained run and write its summary.parquet (the file that marks a run complete)."""
+"""Evaluate one trained run and write its summary.parquet (the file that marks a run complete).
+
+The loss and accuracy columns are those of the run's trained classifier head; self-supervised
+runs train none, so theirs are null (their probes are in representation.py).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def evaluate_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None 
     training = read_parquet(run_path.training, TRAINING).iloc[0].to_dict()
 
     metrics = dict.fromkeys(METRIC_COLUMNS, np.nan)
-    if training["status"] == "ok":
+    if training["status"] == "ok" and run["method"] == "supervised":
         device = resolve_device(run["train"]["device"])
         data = load_dataset(data_path, device)
         model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)

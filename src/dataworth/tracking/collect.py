@@ -1,4 +1,9 @@
-"""The scanner: build the study's shared metrics table from the runs' own summary files."""
+"""The scanner: build the study's shared metrics table from the runs' own files.
+
+A run's row is its summary.parquet joined (by run_id) with the evaluations of its representation
+that the study asks for (`Study.evaluations`: rankme.parquet, and probe.parquet and knn.parquet
+for self-supervised runs); the columns of an evaluation a run does not have are null.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,67 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataworth.tracking.schemas import METRICS, SUMMARY, read_parquet, write_parquet
+from dataworth.runs import RunDir, run_dir
+from dataworth.tracking.schemas import KNN, METRICS, PROBE, RANKME, SUMMARY, read_parquet, write_parquet
 
 SORT_COLUMNS = ["dataset", "method", "model", "width", "augmentation", "n_train", "seed"]
+# An evaluation file is named after its evaluation: <run dir>/probe.parquet, ...
+EVALUATIONS = {"probe": PROBE, "knn": KNN, "rankme": RANKME}
 
 
-def collect_metrics(summary_paths: list[str | Path], out: str | Path) -> pd.DataFrame:
-    """Concatenate per-run summaries into `out` (one row per run, METRICS schema, sorted by grid values)."""
+def join_evaluations(summaries: pd.DataFrame, evaluation_paths) -> pd.DataFrame:
+    """SUMMARY rows joined with the given evaluation files (METRICS columns, null where absent)."""
+    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in EVALUATIONS}
+    for path in map(Path, evaluation_paths):
+        if path.stem not in EVALUATIONS:
+            raise ValueError(f"{path}: not an evaluation file; allowed names: "
+                             f"{', '.join(f'{n}.parquet' for n in EVALUATIONS)}")
+        frames[path.stem].append(read_parquet(path, EVALUATIONS[path.stem]))
+    metrics = summaries
+    for name, parts in frames.items():
+        if not parts:
+            continue
+        evaluation = pd.concat(parts, ignore_index=True)
+        strays = sorted(set(evaluation["run_id"]) - set(summaries["run_id"]))
+        if strays or evaluation["run_id"].duplicated().any():
+            raise ValueError(f"{name} files of runs without a summary {strays}, or of one run twice")
+        metrics = metrics.merge(evaluation, on="run_id", how="left")
+    for column in METRICS.names:
+        if column not in metrics.columns:
+            metrics[column] = None
+    return metrics[METRICS.names]
+
+
+def run_metrics(summary_path: str | Path) -> pd.DataFrame:
+    """One run's METRICS row from its directory: the summary and whichever evaluation files exist."""
+    run = RunDir(Path(summary_path).parent)
+    evaluations = [getattr(run, name) for name in EVALUATIONS if getattr(run, name).exists()]
+    return join_evaluations(read_parquet(summary_path, SUMMARY), evaluations)
+
+
+def collect_metrics(summary_paths: list[str | Path], out: str | Path, evaluation_paths=()) -> pd.DataFrame:
+    """Concatenate per-run summaries, join their evaluations, write `out` (one row per run,
+    METRICS schema, sorted by grid values)."""
     frames = [read_parquet(p, SUMMARY) for p in summary_paths]
     if not frames:
         raise ValueError("no run summaries to collect")
-    metrics = pd.concat(frames, ignore_index=True)
-    duplicated = metrics["run_id"][metrics["run_id"].duplicated()].tolist()
+    summaries = pd.concat(frames, ignore_index=True)
+    duplicated = summaries["run_id"][summaries["run_id"].duplicated()].tolist()
     if duplicated:
         raise ValueError(f"run ids collected twice: {duplicated}")
+    metrics = join_evaluations(summaries, evaluation_paths)
     metrics = metrics.sort_values(SORT_COLUMNS, kind="stable").reset_index(drop=True)
     write_parquet(metrics, METRICS, out)
     return metrics
+
+
+def collect_study(study, results_root: str | Path, out: str | Path) -> pd.DataFrame:
+    """collect_metrics over every run of `study` and the evaluations it asks for. The paths come
+    from the study, not the command line, which thousands of runs would overflow."""
+    results = study.results_dir(results_root)
+    summaries, evaluations = [], []
+    for run in study.runs:
+        rd = run_dir(results, run["run_id"])
+        summaries.append(rd.summary)
+        evaluations += [getattr(rd, name) for name in study.evaluations(run)]
+    return collect_metrics(summaries, out, evaluations)

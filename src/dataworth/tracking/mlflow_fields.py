@@ -41,6 +41,11 @@ SUMMARY_METRICS = (
     "steps_completed", "wall_seconds", "compute_seconds", "eval_seconds",
 )
 TRAINING_METRICS = ("final_loss", "startup_seconds")
+# probe.parquet, knn.parquet, rankme.parquet columns logged as final metrics too.
+EVALUATION_METRICS = (
+    "probe_test_accuracy", "probe_ood_accuracy", "probe_train_loss", "knn_test_accuracy", "knn_ood_accuracy",
+    "rankme_encoder", "rankme_projector",
+)
 
 # MLflow's limits on one param value and on the metrics of one log-batch request (the mlflow
 # client splits its own batches; the live logger, which has no client, must stay within them).
@@ -87,6 +92,9 @@ def run_params(run: dict) -> dict[str, str]:
             params[key] = train[key]
     params["eval_batch_size"] = run["eval"]["batch_size"]
     params["augmentation_ops"] = json.dumps(run["augmentation"]["ops"], sort_keys=True)
+    for section, settings in run.get("ssl", {}).items():  # self-supervised runs: projector and method
+        for key, value in settings.items():
+            params[f"ssl.{section}.{key}"] = value
     for key, value in run["dataset"].items():
         if key != "name":
             params[f"dataset.{key}"] = value

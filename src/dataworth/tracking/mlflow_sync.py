@@ -35,7 +35,8 @@ from dataworth.runs import RunDir, run_dir
 from dataworth.study import Study
 from dataworth.tracking import mlflow_fields as fields
 from dataworth.tracking.provenance import code_version
-from dataworth.tracking.schemas import HISTORY, SUMMARY, TRAINING, read_parquet
+from dataworth.tracking.collect import run_metrics
+from dataworth.tracking.schemas import HISTORY, TRAINING, read_parquet
 
 # Bump when what a run looks like in MLflow changes: every run is then sent again.
 SYNC_FORMAT = 1
@@ -218,7 +219,7 @@ def _keep_one(client, mlruns: list, echo):
 
 def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir, mlrun, log_models: bool):
     """Bring the run's MLflow run up to date with its files; returns (outcome, status)."""
-    summary = read_parquet(rd.summary, SUMMARY).iloc[0].to_dict()
+    summary = run_metrics(rd.summary).iloc[0].to_dict()  # with the probe, k-NN and RankMe columns
     fingerprint = _fingerprint(rd, parent_id, log_models)
     if mlrun is not None and mlrun.data.tags.get(fields.SYNCED_TAG) == fingerprint:
         return "unchanged", summary["status"]
@@ -246,7 +247,8 @@ def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir,
     metrics = [Metric(key, value, ts, step) for key, value, ts, step in _history_points(history, rd, on_server)]
     step = int(summary["steps_completed"])
     summary_time = _mtime_ms(rd.summary)
-    final = {**{k: summary[k] for k in fields.SUMMARY_METRICS}, **{k: training[k] for k in fields.TRAINING_METRICS}}
+    final = {**{k: summary[k] for k in (*fields.SUMMARY_METRICS, *fields.EVALUATION_METRICS)},
+             **{k: training[k] for k in fields.TRAINING_METRICS}}
     for key, value in final.items():
         value = fields.metric_value(value)
         if value is not None and latest.get(key) != value:
@@ -260,7 +262,7 @@ def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir,
         params=[Param(k, v) for k, v in params.items()],
         tags=[RunTag(k, v) for k, v in tags.items()],
     )
-    for path in (rd.config, rd.history, rd.training, rd.summary, *([rd.model] if log_models else [])):
+    for path in _run_files(rd, log_models):
         client.log_artifact(mlrun_id, str(path))
     _log_folder(client, mlrun_id, rd.path / "logs")
     client.set_terminated(mlrun_id, "FINISHED", end_time=summary_time)
@@ -305,9 +307,14 @@ def _history_points(history, rd: RunDir, on_server: dict):
                 yield key, value, timestamp, int(row.step)
 
 
+def _run_files(rd: RunDir, log_models: bool) -> list[Path]:
+    """The run's files MLflow shows (the evaluations of its representation where they exist)."""
+    evaluations = [path for path in (rd.probe, rd.knn, rd.rankme) if path.exists()]
+    return [rd.config, rd.history, rd.training, rd.summary, *evaluations, *([rd.model] if log_models else [])]
+
+
 def _fingerprint(rd: RunDir, parent_id: str, log_models: bool) -> str:
-    files = [rd.config, rd.history, rd.training, rd.summary, *([rd.model] if log_models else [])]
-    return _files_hash(files, [SYNC_FORMAT, parent_id, log_models])
+    return _files_hash(_run_files(rd, log_models), [SYNC_FORMAT, parent_id, log_models])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ _GRID = (
     ("run_id", pa.string(), "short hash of the run's resolved config"),
     ("study", pa.string(), "study name"),
     ("dataset", pa.string(), "dataset name"),
-    ("method", pa.string(), "training method (supervised)"),
+    ("method", pa.string(), "training method: supervised, or self-supervised pretraining simclr, vicreg or byol"),
     ("n_train", pa.int64(), "real training samples (nested, class-stratified subset)"),
     ("augmentation", pa.string(), "augmentation policy name (none = no augmentation)"),
     ("model", pa.string(), "model name"),
@@ -46,7 +46,8 @@ HISTORY = _schema(
     ("run_id", pa.string(), "run id"),
     ("step", pa.int64(), "optimizer steps done"),
     ("loss", pa.float64(), "mean training loss over the steps since the previous row"),
-    ("accuracy", pa.float64(), "mean training-batch accuracy (augmented batches) since the previous row"),
+    ("accuracy", pa.float64(),
+     "mean training-batch accuracy (augmented batches) since the previous row; null for self-supervised methods"),
     ("lr", pa.float64(), "learning rate at this step"),
     ("elapsed_seconds", pa.float64(), "training-loop seconds since the first step"),
 )
@@ -75,6 +76,7 @@ SUMMARY = _schema(
     *_RECIPE,
     ("status", pa.string(), "ok, or diverged (metrics are then null)"),
     ("steps_completed", pa.int64(), "steps run"),
+    # The trained head's metrics: null for self-supervised runs, which train no head (see PROBE).
     ("train_loss", pa.float64(), "cross-entropy on the run's training subset, no augmentation"),
     ("train_accuracy", pa.float64(), "accuracy on the run's training subset, no augmentation"),
     ("test_loss", pa.float64(), "cross-entropy on the fixed test set"),
@@ -88,8 +90,35 @@ SUMMARY = _schema(
     ("data_sha256", pa.string(), "content hash of the prepared dataset"),
 )
 
-# metrics.parquet: one SUMMARY row per run of the study.
-METRICS = SUMMARY
+# Evaluations of a run's representation (evaluate/representation.py), each its own rule and file
+# in the run dir: RankMe for every run, probe and k-NN for self-supervised runs (supervised ones
+# with eval.probe_supervised). collect joins them to the run's summary by run_id.
+PROBE = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("probe_labeled", pa.int64(), "labeled samples the linear probe was trained on (eval.labeled)"),
+    ("probe_train_loss", pa.float64(), "the probe's cross-entropy on its labeled set after training"),
+    ("probe_test_accuracy", pa.float64(), "linear probe on frozen encoder features: accuracy on the test set"),
+    ("probe_ood_accuracy", pa.float64(), "linear probe on frozen encoder features: accuracy on the OOD set"),
+    ("probe_seconds", pa.float64(), "probe job: features, probe training and evaluation"),
+)
+KNN = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("knn_k", pa.int64(), "neighbours that vote (eval.knn.k)"),
+    ("knn_labeled", pa.int64(), "labeled samples in the k-NN bank (eval.labeled)"),
+    ("knn_test_accuracy", pa.float64(), "k-NN (cosine, majority vote) on frozen encoder features: test accuracy"),
+    ("knn_ood_accuracy", pa.float64(), "k-NN (cosine, majority vote) on frozen encoder features: OOD accuracy"),
+    ("knn_seconds", pa.float64(), "k-NN job time"),
+)
+RANKME = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("rankme_samples", pa.int64(), "training-pool samples embedded (eval.rankme.samples)"),
+    ("rankme_encoder", pa.float64(), "RankMe (effective rank, Garrido et al. 2023) of the encoder features"),
+    ("rankme_projector", pa.float64(), "RankMe of the projector outputs (null for supervised runs: no projector)"),
+    ("rankme_seconds", pa.float64(), "RankMe job time"),
+)
+
+# metrics.parquet: one row per run of the study: its SUMMARY row joined with its evaluations.
+METRICS = pa.schema([*SUMMARY, *(field for schema in (PROBE, KNN, RANKME) for field in schema if field.name != "run_id")])
 
 # results/bench/bench.parquet: `dataworth bench`, one row per measurement.
 BENCH = _schema(
@@ -216,3 +245,4 @@ EXCHANGE_RATES = _schema(
 )
 
 SCHEMAS.update(fits=FITS, exchange_rates=EXCHANGE_RATES)
+SCHEMAS.update(probe=PROBE, knn=KNN, rankme=RANKME, metrics=METRICS)

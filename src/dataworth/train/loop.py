@@ -1,8 +1,10 @@
-"""The supervised training loop: fixed steps, data already on the device, batched augmentation.
+"""The training loop: fixed steps, data already on the device, batched augmentation.
 
 A reader should take this in at one sitting. Losses are accumulated on the device and read
 back only every `log_every` steps, so the step itself never waits for the host. Everything
 the loop carries from step to step is in `state`, which a checkpoint saves and restores.
+One loop serves every method: what a batch's loss is comes from an `Objective` (supervised
+cross-entropy, SimCLR, VICReg, BYOL; see objectives.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 from dataworth.train.checkpoint import Checkpointer, Preempted
+from dataworth.train.objectives import Objective, Supervised
 from dataworth.train.schedule import warmup_cosine
 
 
@@ -46,13 +49,15 @@ class BatchStream:
 def make_optimizer(model: nn.Module, cfg: dict, device: torch.device) -> torch.optim.Optimizer:
     # Fused kernels are a large win on CUDA and unavailable on every CPU build, so only there.
     fused = {"fused": True} if device.type == "cuda" else {}
+    # Parameters without gradient (BYOL's EMA target) are state, not something to optimise.
+    params = [p for p in model.parameters() if p.requires_grad]
     if cfg["optimizer"] == "sgd":
         return torch.optim.SGD(
-            model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["momentum"] > 0,
+            params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["momentum"] > 0,
             weight_decay=cfg["weight_decay"], **fused,
         )
     if cfg["optimizer"] == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"], **fused)
+        return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], **fused)
     raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; allowed: sgd, adamw")
 
 
@@ -69,7 +74,7 @@ class TrainResult:
 def train_model(
     model: nn.Module,
     x: torch.Tensor,
-    y: torch.Tensor,
+    y: torch.Tensor | None,
     policy,
     cfg: dict,
     batch_gen: torch.Generator,
@@ -79,15 +84,17 @@ def train_model(
 ) -> TrainResult:
     """Train `model` in place on (x, y) for cfg['steps'] steps; stops early if the loss diverges.
 
-    With a `checkpointer`, resumes from its checkpoint, saves one periodically, and on a stop
-    request saves one and raises `Preempted`. `on_log(row)` sees each history row as it is made.
+    `model` is a classifier, trained with cross-entropy, or an `Objective` (self-supervised
+    objectives take y=None: they never see labels). With a `checkpointer`, resumes from its
+    checkpoint, saves one periodically, and on a stop request saves one and raises `Preempted`.
+    `on_log(row)` sees each history row as it is made.
     """
     device = x.device
     steps, log_every = cfg["steps"], cfg["log_every"]
-    optimizer = make_optimizer(model, cfg, device)
+    objective = model if isinstance(model, Objective) else Supervised(model, cfg["label_smoothing"])
+    optimizer = make_optimizer(objective, cfg, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg["warmup_steps"], steps))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"])
-    batches = BatchStream(len(y), cfg["batch_size"], batch_gen, device)
+    batches = BatchStream(len(x), cfg["batch_size"], batch_gen, device)
     use_amp = device.type == "cuda"
     state = {
         "step": 0,
@@ -101,7 +108,7 @@ def train_model(
     def snapshot() -> dict:
         return {
             "loop": state,
-            "model": model.state_dict(),
+            "model": objective.state_dict(),
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
             "batch_gen": batch_gen.get_state(),
@@ -112,7 +119,7 @@ def train_model(
 
     saved = checkpointer.load() if checkpointer else None
     if saved:
-        model.load_state_dict(saved["model"])
+        objective.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
         batch_gen.set_state(saved["batch_gen"])
@@ -122,31 +129,31 @@ def train_model(
         state["loss_sum"], state["correct_sum"] = state["loss_sum"].to(device), state["correct_sum"].to(device)
     resumed_from_step = state["step"]
 
-    model.train()
+    objective.train()
     status, final_loss = "ok", state["history"][-1]["loss"] if state["history"] else math.nan
     start = time.perf_counter()
     for step in range(state["step"] + 1, steps + 1):
         idx = batches.next()
-        xb, yb = policy(x[idx], augment_gen), y[idx]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits = model(xb)
-        loss = loss_fn(logits.float(), yb)
+        loss, correct = objective.loss(x[idx], None if y is None else y[idx], policy, augment_gen, use_amp)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        objective.after_step(step, steps)
         lr = schedule.get_last_lr()[0]
         schedule.step()
 
         state["step"] = step
         state["loss_sum"] += loss.detach()
-        state["correct_sum"] += (logits.detach().argmax(1) == yb).sum()
+        if correct is not None:
+            state["correct_sum"] += correct
         state["interval_steps"] += 1
         if step % log_every == 0 or step == steps:
             final_loss = state["loss_sum"].item() / state["interval_steps"]  # the only host sync
             row = {
                 "step": step,
                 "loss": final_loss,
-                "accuracy": state["correct_sum"].item() / (state["interval_steps"] * len(yb)),
+                "accuracy": state["correct_sum"].item() / (state["interval_steps"] * len(idx))
+                if objective.uses_labels else None,
                 "lr": lr,
                 "elapsed_seconds": state["compute_seconds"] + time.perf_counter() - start,
             }

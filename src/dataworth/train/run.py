@@ -26,6 +26,7 @@ from dataworth.tracking.provenance import code_version
 from dataworth.tracking.schemas import HISTORY, TRAINING, write_parquet
 from dataworth.train.checkpoint import Checkpointer, StopRequest
 from dataworth.train.loop import train_model
+from dataworth.train.objectives import build_objective
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,7 +75,11 @@ def train_run(
 
     seeds = seed_streams(run["seed"])
     torch.manual_seed(seeds["init"])
-    model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes).to(device)
+    model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
+    # Supervised: the classifier; self-supervised: its encoder + projector (and BYOL's target).
+    objective = build_objective(run, model).to(device)
+    if not objective.uses_labels:
+        y = None  # pretraining uses the n samples, not their labels
     policy = build_policy(run["augmentation"]["ops"])
 
     checkpointer = Checkpointer(
@@ -83,7 +88,7 @@ def train_run(
     startup = time.perf_counter() - process_start
     with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set
         result = train_model(
-            model, x, y, policy, run["train"],
+            objective, x, y, policy, run["train"],
             batch_gen=_generator(seeds["batches"], device),
             augment_gen=_generator(seeds["augment"], device),
             checkpointer=checkpointer,
@@ -94,7 +99,7 @@ def train_run(
     history.insert(0, "run_id", run["run_id"])
     write_parquet(history, HISTORY, out.history)
     with atomic_path(out.model) as tmp:
-        torch.save(model.state_dict(), tmp)
+        torch.save(objective.network.state_dict(), tmp)
     record = {
         "run_id": run["run_id"],
         "status": result.status,

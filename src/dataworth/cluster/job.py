@@ -1,0 +1,81 @@
+"""One run as a submitit job: train (resuming from the run directory's checkpoint), then evaluate it.
+
+The job is a `submitit.helpers.Checkpointable`: on submitit's signal before the time limit or a
+preemption, training stops at the next step boundary with a checkpoint, and submitit requeues
+the same job, which resumes from it. All state lives in the run directory, so `checkpoint()`
+(inherited) simply resubmits this same object.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import submitit
+
+from dataworth.cluster.submit import EVALUATION_FILES
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """One run's cluster job; pickled by submitit, so it holds only the run and where its files are."""
+
+    def __init__(self, run: dict, eval_cfg: dict, data: str, run_dir: str):
+        self.run, self.eval_cfg, self.data, self.run_dir = run, eval_cfg, data, run_dir
+
+    def __call__(self) -> dict:
+        from dataworth.evaluate import evaluate_run
+        from dataworth.evaluate.representation import knn_run, probe_run, rankme_run
+        from dataworth.runs import RunDir
+        from dataworth.tracking.schemas import SUMMARY, read_parquet
+
+        out = RunDir(Path(self.run_dir))
+        # The CPUs SLURM gave the job, as the Snakemake rules do; 1 elsewhere.
+        threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
+        if not out.training.exists():
+            self._train(out, threads)
+        # What the per-run rules after `train` do, each skipped when its file exists (a requeued
+        # job goes on where it stopped).
+        evaluations = {"summary": evaluate_run, "probe": probe_run, "knn": knn_run, "rankme": rankme_run}
+        assert set(evaluations) == set(EVALUATION_FILES), "RunJob and EVALUATION_FILES disagree"
+        for name, evaluate in evaluations.items():
+            if not getattr(out, name).exists():
+                evaluate(out, self.data, self.eval_cfg, threads=threads)
+        row = read_parquet(out.summary, SUMMARY).iloc[0]
+        return {key: row[key] for key in ("run_id", "status", "test_accuracy", "ood_accuracy")}
+
+    def _train(self, out, threads: int) -> None:
+        from dataworth.train import train_run
+        from dataworth.train.checkpoint import Preempted
+
+        # submitit checkpoints and requeues from inside its signal handler, i.e. in the middle of
+        # a training step, where the trainer's state cannot be saved. So its signal only becomes
+        # the trainer's stop request (the trainer's SIGUSR1 handler); once training has stopped
+        # with a checkpoint, submitit's handler runs: it pickles this job and requeues it.
+        preempt_signal = submitit.JobEnvironment._usr_sig()  # USR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise
+        submitit_handler = signal.getsignal(preempt_signal)
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGUSR1, signal.SIGTERM)}
+        received = []
+
+        def stop_training(signum, frame):
+            trainer_stop = signal.getsignal(signal.SIGUSR1)
+            if callable(trainer_stop) and trainer_stop is not saved[signal.SIGUSR1]:
+                received.append(signum)
+                trainer_stop(signal.SIGUSR1, frame)
+            elif callable(submitit_handler):  # training has not started: nothing new to save
+                submitit_handler(signum, frame)
+
+        signal.signal(preempt_signal, stop_training)
+        try:
+            train_run(self.run, self.data, out, threads=threads)
+        except Preempted as stop:
+            print(stop, flush=True)
+            if received and callable(submitit_handler):
+                submitit_handler(received[0], None)  # requeues this job and exits
+            # Stopped by SIGTERM (scancel, the time limit, preemption): SLURM decides what follows;
+            # the checkpoint stays for the next start (`dataworth submit --status failed`).
+            raise
+        finally:
+            signal.signal(preempt_signal, submitit_handler)
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)

@@ -1,0 +1,134 @@
+"""Objectives: what the one training loop minimises, per method.
+
+An objective is a module holding everything a method trains (and, for BYOL, the EMA target),
+so the loop's optimizer, schedule, checkpoint and divergence check serve every method alike:
+
+    loss, correct = objective.loss(x, y, policy, gen, amp)   # one batch
+    ... optimizer step ...
+    objective.after_step(step, steps)                        # e.g. BYOL's target update
+
+`objective.network` is what the run saves as model.pt and evaluation reads: the classifier of
+a supervised run, the encoder + projector (`SSLNetwork`) of a self-supervised one.
+Self-supervised objectives draw two views of each sample from the augmentation policy, one
+call each, so each view has its own per-sample random parameters; they never see labels.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from dataworth.models.ssl import SSLNetwork, build_ssl_network, mlp_head
+from dataworth.train.ssl_losses import BYOLLoss, NTXentLoss, VICRegLoss
+
+
+class Objective(nn.Module):
+    uses_labels: bool = False
+    network: nn.Module
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None, policy, gen: torch.Generator,
+             amp: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The loss of one batch, and the count of correct predictions (None without labels)."""
+        raise NotImplementedError
+
+    def after_step(self, step: int, steps: int) -> None:
+        """Called after optimizer step `step` (1-based) of `steps`."""
+
+
+def _autocast(x: torch.Tensor, amp: bool):
+    return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp)
+
+
+class Supervised(Objective):
+    """Cross-entropy of the classifier on the augmented batch."""
+
+    uses_labels = True
+
+    def __init__(self, model: nn.Module, label_smoothing: float = 0.0):
+        super().__init__()
+        self.network = model
+        self.cross_entropy = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def loss(self, x, y, policy, gen, amp):
+        xb = policy(x, gen)
+        with _autocast(x, amp):
+            logits = self.network(xb)
+        loss = self.cross_entropy(logits.float(), y)
+        return loss, (logits.detach().argmax(1) == y).sum()
+
+
+def two_views(x: torch.Tensor, policy, gen: torch.Generator) -> torch.Tensor:
+    """Both views of the batch stacked, [view 1; view 2]: one forward pass for the pair."""
+    return torch.cat([policy(x, gen), policy(x, gen)])
+
+
+class ViewPair(Objective):
+    """SimCLR and VICReg: both views through one network; `criterion(z1, z2)` compares them."""
+
+    def __init__(self, network: SSLNetwork, criterion: nn.Module):
+        super().__init__()
+        self.network = network
+        self.criterion = criterion
+
+    def loss(self, x, y, policy, gen, amp):
+        views = two_views(x, policy, gen)
+        with _autocast(x, amp):
+            z = self.network(views)
+        z1, z2 = z.float().chunk(2)
+        return self.criterion(z1, z2), None
+
+
+def byol_momentum(step: int, steps: int, base: float) -> float:
+    """BYOL's EMA momentum after update `step` (1-based) of `steps`: base at the first update,
+    rising on a cosine to 1 at the end, tau = 1 - (1 - base) (cos(pi k / K) + 1) / 2, k = step - 1."""
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * (step - 1) / steps) + 1.0) / 2.0
+
+
+class BYOL(Objective):
+    """The online network + predictor regresses an EMA copy of the network (the target)."""
+
+    def __init__(self, network: SSLNetwork, predictor_hidden: int, momentum_base: float):
+        super().__init__()
+        self.network = network
+        out = network.projector[-1].out_features
+        self.predictor = mlp_head(out, predictor_hidden, out)
+        # Not trained by the optimizer (no gradient) but part of the state: checkpoints hold it.
+        self.target = copy.deepcopy(network).requires_grad_(False)
+        self.criterion = BYOLLoss()
+        self.momentum_base = momentum_base
+
+    def loss(self, x, y, policy, gen, amp):
+        views = two_views(x, policy, gen)
+        with _autocast(x, amp):
+            p = self.predictor(self.network(views))
+            with torch.no_grad():
+                t = self.target(views)
+        p1, p2 = p.float().chunk(2)
+        t1, t2 = t.float().chunk(2)
+        return self.criterion(p1, p2, t1, t2), None
+
+    @torch.no_grad()
+    def after_step(self, step: int, steps: int) -> None:
+        tau = byol_momentum(step, steps, self.momentum_base)
+        for target, online in zip(self.target.parameters(), self.network.parameters()):
+            target.lerp_(online, 1.0 - tau)  # target = tau * target + (1 - tau) * online
+
+
+def build_objective(run: dict, model: nn.Module) -> Objective:
+    """The objective of a run (its resolved config) around `model`, a freshly built classifier."""
+    method = run["method"]
+    if method == "supervised":
+        return Supervised(model, run["train"]["label_smoothing"])
+    ssl = run["ssl"]
+    network = build_ssl_network(model, ssl)
+    if method == "simclr":
+        return ViewPair(network, NTXentLoss(ssl["simclr"]["temperature"]))
+    if method == "vicreg":
+        v = ssl["vicreg"]
+        return ViewPair(network, VICRegLoss(v["invariance"], v["variance"], v["covariance"]))
+    if method == "byol":
+        return BYOL(network, ssl["byol"]["predictor_hidden"], ssl["byol"]["momentum_base"])
+    raise ValueError(f"unknown method {method!r}; allowed: supervised, simclr, vicreg, byol")

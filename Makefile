@@ -33,8 +33,10 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $${CORES:-2}
 	$(BIN)/dataworth plan params.yaml | tail -n 1
 
+# Two workers: the SLURM, MLflow and DVC tests spend much of their time waiting (scheduler timers,
+# servers), which the other worker fills; the SLURM tests stay together on one worker.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)

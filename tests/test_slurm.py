@@ -24,7 +24,8 @@ from test_workflow import jobs_run
 from dataworth.study import load_study
 from dataworth.tracking.schemas import HISTORY, SUMMARY, TRAINING, read_parquet
 
-pytestmark = [pytest.mark.integration, pytest.mark.slurm]
+# One xdist worker runs all of these: they share the one-node cluster and its two CPUs.
+pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 START, STOP = REPO / "scripts/slurm/start.sh", REPO / "scripts/slurm/stop.sh"
 HOW_TO_RUN = (

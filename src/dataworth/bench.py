@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import shutil
@@ -228,11 +229,14 @@ def bench_study(repo: Path, study: str, cores: int) -> list[dict]:
         shutil.copytree(repo / "workflow", root / "workflow")
         (root / "profiles").symlink_to("workflow/profiles")
         shutil.copy(repo / study, root / "params.yaml")
-        snakemake = Path(sys.executable).parent / "snakemake"
+        bin_dir = Path(sys.executable).parent  # the rules call `dataworth`: it must be on PATH
+        env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         start = time.perf_counter()
-        subprocess.run([str(snakemake), "--cores", str(cores), "-q", "all"], cwd=root, check=True,
-                       capture_output=True, text=True)
+        proc = subprocess.run([str(bin_dir / "snakemake"), "--cores", str(cores)], cwd=root, env=env,
+                              capture_output=True, text=True)
         wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"the study failed under Snakemake:\n{proc.stderr[-3000:]}")
         results = load_study(root / "params.yaml").results_dir(root / "results")
         metrics = read_parquet(results / "metrics.parquet", METRICS)
         startup = [read_parquet(p, TRAINING)["startup_seconds"].iloc[0] for p in results.glob("runs/*/training.parquet")]
@@ -260,8 +264,13 @@ def run_benchmarks(out: Path, device: str = "auto", quick: bool = False, study: 
     rows += bench_augment(datasets, dev, batch=128, repeats=3 if quick else 20)
     rows += bench_trainer(datasets, dev, steps=5 if quick else 200, workers=workers)
     rows += bench_packing(datasets, dev, steps=5 if quick else 200, ks=(1, 4) if quick else (1, 4, 16))
+    table = _write(rows, out)  # written before the study, which takes minutes and may fail
     if study:
-        rows += bench_study(repo, study, cores)
+        table = _write(rows + bench_study(repo, study, cores), out)
+    return table
+
+
+def _write(rows: list[dict], out: Path) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     table.insert(0, "host", platform.node())
     table.insert(1, "torch", torch.__version__)

@@ -19,6 +19,7 @@ from dataworth.tracking.collect import collect_metrics, collect_study
 from dataworth.tracking.schemas import HISTORY, KNN, METRICS, PROBE, RANKME, read_parquet
 from dataworth.train import train_run
 from dataworth.train.checkpoint import Checkpointer, Preempted
+from test_checkpoint import StopAfterPolls
 
 SSL = {"projector": {"hidden": 32, "out": 16}, "byol": {"predictor_hidden": 32}}
 
@@ -118,18 +119,6 @@ def test_pretraining_never_sees_labels(tmp_path, ssl_study, prepared, monkeypatc
     monkeypatch.setattr(cls, "loss", recording_loss)
     train_run(the_run(ssl_study, method), prepared, RunDir(tmp_path / "run"))
     assert len(seen) == 30 and all(y is None for y in seen)
-
-
-class StopAfterPolls:
-    """Says 'stop' at the n-th step boundary (stands in for the signal handler)."""
-
-    def __init__(self, polls: int):
-        self.polls = polls
-
-    @property
-    def requested(self) -> bool:
-        self.polls -= 1
-        return self.polls < 0
 
 
 @pytest.mark.parametrize("method", ["byol", "simclr"])

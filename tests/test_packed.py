@@ -106,3 +106,12 @@ def test_bench_runs_every_section_and_writes_its_table(tmp_path):
     assert set(written["section"]) == {"trainer", "augment", "packing"}
     baselines = written["variant"].str.contains("baseline|per-sample|one after another")
     assert written.loc[~baselines, "speedup"].gt(0).all() and written.loc[baselines, "speedup"].isna().all()
+
+
+def test_a_pack_of_one_unpacks_to_the_same_model():
+    torch.manual_seed(0)
+    model = build_model("cnn1d", 4, (1, 32), num_classes=5)
+    packed = pack_modules([model])
+    restored = build_model("cnn1d", 4, (1, 32), num_classes=5)
+    restored.load_state_dict(unpack_state(packed, restored, 1, 0))
+    assert all(torch.equal(restored.state_dict()[k], v) for k, v in model.state_dict().items())

@@ -112,8 +112,6 @@ def unpack_state(packed: nn.Module, template: nn.Module, k: int, index: int) -> 
         whole = packed_state[name]
         if name.endswith("num_batches_tracked"):
             state[name] = whole.clone()
-        elif whole.shape == value.shape:  # not split (cannot happen for packed layers; kept for safety)
-            state[name] = whole.clone()
         elif whole.dim() > 0 and whole.shape[0] == k and whole.shape[1:] == value.shape:  # GroupedLinear
             state[name] = whole[index].clone()
         else:  # concatenated along dim 0 (convolutions, batch norms)

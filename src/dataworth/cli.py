@@ -98,7 +98,9 @@ def cmd_train(args) -> None:
     from dataworth.train import train_run
     from dataworth.train.checkpoint import Preempted
 
-    run = _load(args.study).run(args.run_id)
+    from dataworth.study import run_or_exit
+
+    run = run_or_exit(_load(args.study), args.run_id)
     out = RunDir(Path(args.run_dir))
     resuming = " (resuming from its checkpoint)" if out.checkpoint.exists() else ""
     print(f"run {run['run_id']}: {run['method']} {run['model']['name']}(width={run['model']['width']}) "
@@ -124,7 +126,9 @@ def cmd_evaluate(args) -> None:
     from dataworth.runs import RunDir
 
     study = _load(args.study)
-    study.run(args.run_id)  # a clear error if the run is not in the study
+    from dataworth.study import run_or_exit
+
+    run_or_exit(study, args.run_id)  # a clear error if the run is not in the study
     row = evaluate_run(RunDir(Path(args.run_dir)), args.data, study.spec.eval.model_dump(), threads=args.threads)
     print(f"run {row['run_id']} ({row['status']}): test accuracy {row['test_accuracy']:.4f}, "
           f"ood accuracy {row['ood_accuracy']:.4f}, train accuracy {row['train_accuracy']:.4f}")

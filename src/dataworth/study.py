@@ -578,3 +578,14 @@ def load_study_or_exit(source: str | Path) -> Study:
     except StudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def run_or_exit(study: Study, run_id: str) -> dict:
+    """For commands: the run's resolved config, or a one-line error and exit status 2."""
+    import sys
+
+    try:
+        return study.run(run_id)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}; `dataworth plan` lists the run ids", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -12,10 +12,10 @@ from pathlib import Path
 
 def _study_and_run(args):
     from dataworth.runs import RunDir
-    from dataworth.study import load_study_or_exit
+    from dataworth.study import load_study_or_exit, run_or_exit
 
     study = load_study_or_exit(args.study)
-    study.run(args.run_id)  # a clear error if the run is not in the study
+    run_or_exit(study, args.run_id)  # a clear error if the run is not in the study
     return study.spec.eval.model_dump(), RunDir(Path(args.run_dir))
 
 

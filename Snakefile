@@ -3,6 +3,7 @@
 import json
 
 from dataworth.cluster.resources import snakemake_resources
+from dataworth.packs import Packs
 from dataworth.study import StudyError, load_study
 
 if not workflow.overwrite_configfiles:
@@ -25,19 +26,31 @@ except ValueError as error:
 RESULTS = f"results/{STUDY.name}"
 STUDY_JSON = f"{RESULTS}/study.json"
 DATA = f"{RESULTS}/data/{STUDY.dataset_id()}.pt"
-RUN_IDS = [run["run_id"] for run in STUDY.runs]
+RUNS = f"{RESULTS}/runs"
+
+try:
+    # Which runs each train and evaluation job takes (resources.runs_per_job); see dataworth/packs.py.
+    PACKS = Packs(STUDY, RESULTS)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
+PACK_DIR = RESULTS + "/packs/{pack_id}"
+
+
+def pack_runs(wildcards) -> str:
+    """The pack's runs as arguments of the dataworth commands."""
+    return " ".join(f"--run-id {run_id}" for run_id in PACKS.members[wildcards.pack_id])
 
 
 onstart:
-    # Train and evaluate jobs read their run from this file (written only when the study changed).
-    # It is deliberately no rule output: a rewrite must not make finished runs look outdated, and
-    # which runs exist is decided by their ids, hashes of what they compute.
+    # Jobs read their runs from study.json and every parse reads the packs from packs.json (both
+    # written only when they changed). Neither is a rule output: a rewrite must not make finished
+    # runs look outdated, and which runs exist is decided by their ids, hashes of what they compute.
     STUDY.write_json(STUDY_JSON)
-RUN_DIR = RESULTS + "/runs/{run_id}"
+    PACKS.write()
 
 
 wildcard_constraints:
-    run_id="[0-9a-f]{12}",
+    pack_id="[0-9a-f]{12}",
 
 
 include: "workflow/rules/data.smk"

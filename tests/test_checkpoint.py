@@ -93,7 +93,7 @@ def start_training(study: dict, run_id: str, data, out: RunDir) -> subprocess.Po
     study_file.write_text(json.dumps(study))
     return subprocess.Popen(
         [str(BIN / "dataworth"), "train", "--study", str(study_file), "--run-id", run_id,
-         "--data", str(data), "--run-dir", str(out.path)],
+         "--data", str(data), "--runs", str(out.path.parent)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 

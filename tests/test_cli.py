@@ -36,6 +36,6 @@ def test_plan_prints_and_writes_the_run_table(tmp_path, tiny_study):
 def test_an_unknown_run_id_is_a_clear_error(tmp_path, tiny_study):
     path = write_yaml(tmp_path / "s.yaml", tiny_study)
     for command in ("train", "evaluate", "rankme"):
-        proc = dataworth(command, "--study", str(path), "--run-id", "nope", "--data", "x", "--run-dir", str(tmp_path))
+        proc = dataworth(command, "--study", str(path), "--run-id", "nope", "--data", "x", "--runs", str(tmp_path))
         assert proc.returncode == 2, (command, proc.stderr)
         assert "run 'nope' is not in study 'tiny'" in proc.stderr and "Traceback" not in proc.stderr

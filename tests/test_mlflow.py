@@ -319,7 +319,7 @@ def test_live_logging_survives_a_server_killed_mid_run_and_track_completes_that_
     study_file = write_yaml(tmp_path / "live-outage.yaml", spec)
     training = subprocess.Popen(
         [str(BIN / "dataworth"), "train", "--study", str(study_file), "--run-id", run["run_id"],
-         "--data", str(data_file), "--run-dir", str(rd.path)],
+         "--data", str(data_file), "--runs", str(rd.path.parent)],
         env=dataworth_env(MLFLOW_TRACKING_URI=server.uri), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     client = MlflowClient(server.uri)
@@ -389,7 +389,7 @@ def test_many_syncs_and_live_runs_at_once_lose_nothing(server, tmp_path, data_fi
         track + [str(tmp_path / "crowd-b.yaml")],
     ] + [
         [str(BIN / "dataworth"), "train", "--study", str(live_file), "--run-id", run["run_id"],
-         "--data", str(data_file), "--run-dir", str(tmp_path / "crowd-live" / "runs" / run["run_id"])]
+         "--data", str(data_file), "--runs", str(tmp_path / "crowd-live" / "runs")]
         for run in live_runs
     ]
     procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -138,3 +139,63 @@ def test_configfile_selects_another_study_without_mixing_in_params_yaml(project,
     assert jobs_run(proc.stdout + proc.stderr)["train"] == 1
     assert (project.results("other") / "metrics.parquet").exists()
     assert not project.results("tiny").exists()
+
+
+def test_packed_jobs_train_several_runs_and_a_failed_run_takes_no_other_down(project, tiny_study, tmp_path):
+    """resources.runs_per_job: 2 makes two packs of the four runs. One run's weights cannot be
+    saved: its pack-mate still finishes, and the retry trains only the failed run."""
+    tiny_study["resources"] = {"runs_per_job": 2}
+    project.write_study(tiny_study)
+    study = load_study(tiny_study)
+    failing, mate = study.runs[1]["run_id"], study.runs[0]["run_id"]
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(INJECT_DISK_FULL)
+
+    proc = project.snakemake("--keep-going", check=False, env={"PYTHONPATH": str(inject), "FAIL_RUN_ID": failing})
+    assert proc.returncode != 0
+    assert jobs_run(proc.stdout + proc.stderr)["train"] == 2
+    runs = project.results() / "runs"
+    assert sorted(p.parent.name for p in runs.glob("*/training.parquet")) == sorted(
+        r["run_id"] for r in study.runs if r["run_id"] != failing)
+    assert "No space left on device" in (runs / failing / "logs" / "train.log").read_text()
+    mate_log = (runs / mate / "logs" / "train.log").read_text()
+    assert "status ok after 40 steps" in mate_log and failing not in mate_log  # each run has its own log
+    registry = json.loads((project.results() / "packs.json").read_text())
+    assert registry["runs_per_job"] == 2 and sorted(map(len, registry["packs"].values())) == [2, 2]
+
+    retry = project.snakemake()
+    assert jobs_run(retry.stdout + retry.stderr) == {
+        "train": 1, "evaluate": 1, "rankme": 1, "collect": 1, "report": 1, "all": 1,
+    }
+    pack = next(p for p, members in registry["packs"].items() if failing in members)
+    assert f"run {mate}: already done, skipped" in (project.results() / "packs" / pack / "logs" / "train.log").read_text()
+    assert len(read_parquet(project.results() / "metrics.parquet", METRICS)) == 4
+
+    # New runs go into new packs; the finished packs are neither retrained nor re-evaluated.
+    tiny_study["grid"]["seed"].append(1)
+    project.write_study(tiny_study)
+    grown = project.snakemake()
+    assert jobs_run(grown.stdout + grown.stderr) == {
+        "train": 2, "evaluate": 2, "rankme": 2, "collect": 1, "report": 1, "all": 1,
+    }
+    # A new runs_per_job applies to runs not packed yet: every pack here has started.
+    tiny_study["resources"] = {"runs_per_job": 8}
+    project.write_study(tiny_study)
+    again = project.snakemake()
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_deleted_result_file_is_named_with_the_marker_to_delete(project, tiny_study):
+    project.write_study(tiny_study)
+    project.snakemake()
+    study = load_study(tiny_study)
+    run_id = study.runs[2]["run_id"]
+    (project.results() / "runs" / run_id / "summary.parquet").unlink()
+    (project.results() / "metrics.parquet").unlink()
+    proc = project.snakemake(check=False)
+    assert proc.returncode != 0
+    log = (project.results() / "logs" / "collect.log").read_text()
+    pack = json.loads((project.results() / "packs.json").read_text())["packs"]
+    pack_id = next(p for p, members in pack.items() if run_id in members)
+    assert f"runs/{run_id}/summary.parquet" in log and f"packs/{pack_id}/evaluate.done" in log

@@ -93,51 +93,80 @@ def _requeue_slurm_job() -> None:
         print(f"warning: scontrol requeue {job_id} failed: {proc.stderr.strip()}", file=sys.stderr, flush=True)
 
 
-def cmd_train(args) -> None:
-    from dataworth.runs import RunDir
-    from dataworth.train import train_run
-    from dataworth.train.checkpoint import Preempted
-
+def _runs(study, run_ids: list[str]) -> list[dict]:
+    """The study's runs by id, every id checked before any work starts."""
     from dataworth.study import run_or_exit
 
-    run = run_or_exit(_load(args.study), args.run_id)
-    out = RunDir(Path(args.run_dir))
-    resuming = " (resuming from its checkpoint)" if out.checkpoint.exists() else ""
-    print(f"run {run['run_id']}: {run['method']} {run['model']['name']}(width={run['model']['width']}) "
-          f"n_train={run['n_train']} "
-          f"augmentation={run['augmentation']['name']} seed={run['seed']} steps={run['train']['steps']}{resuming}",
-          flush=True)
+    return [run_or_exit(study, run_id) for run_id in run_ids]
+
+
+def for_each_run_or_exit(runs: list[dict], runs_dir: str, task: str, work, done=lambda out: False) -> None:
+    """`packs.for_each_run`, ending the process with exit 1 when runs failed (the others finished)."""
+    from dataworth.packs import RunsFailed, for_each_run
+
     try:
-        record = train_run(run, args.data, out, threads=args.threads, process_start=PROCESS_START)
-    except Preempted as stop:
-        print(stop, flush=True)
+        for_each_run(runs, runs_dir, task, work, done)
+    except RunsFailed as failed:
+        print(f"error: {failed}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_train(args) -> None:
+    from dataworth.train import train_run
+    from dataworth.train.checkpoint import Preempted, StopRequest
+
+    runs = _runs(_load(args.study), args.run_id)
+    # One stop request for the whole job: a signal between two runs stops it before the next.
+    stop = StopRequest().install()
+    starts = iter([PROCESS_START])  # the first run pays the process start; later ones their own set-up
+
+    def train_one(run: dict, out) -> None:
+        if stop.requested:
+            raise Preempted(0, f"stopped by {stop.signal_name} before run {run['run_id']} started")
+        resuming = " (resuming from its checkpoint)" if out.checkpoint.exists() else ""
+        print(f"run {run['run_id']}: {run['method']} {run['model']['name']}(width={run['model']['width']}) "
+              f"n_train={run['n_train']} augmentation={run['augmentation']['name']} seed={run['seed']} "
+              f"steps={run['train']['steps']}{resuming}", flush=True)
+        record = train_run(run, args.data, out, threads=args.threads, process_start=next(starts, None), stop=stop)
+        if record["resumed_from_step"]:
+            print(f"resumed from step {record['resumed_from_step']}")
+        print(f"status {record['status']} after {record['steps_completed']} steps, final loss "
+              f"{record['final_loss']:.4f}, compute {record['compute_seconds']:.1f}s, start-up "
+              f"{record['startup_seconds']:.1f}s on {record['device']}", flush=True)
+        if record["status"] == "diverged":
+            print("the training loss became NaN or inf: the run is recorded as diverged and the study goes on")
+
+    try:
+        # A run trained earlier (by an earlier job of this pack, or `dataworth submit`) is kept.
+        for_each_run_or_exit(runs, args.runs, "train", train_one, done=lambda out: out.training.exists())
+    except Preempted as stopped:
+        print(stopped, flush=True)
         _requeue_slurm_job()
         raise SystemExit(EXIT_PREEMPTED) from None
-    if record["resumed_from_step"]:
-        print(f"resumed from step {record['resumed_from_step']}")
-    print(f"status {record['status']} after {record['steps_completed']} steps, final loss {record['final_loss']:.4f}, "
-          f"compute {record['compute_seconds']:.1f}s, start-up {record['startup_seconds']:.1f}s on {record['device']}")
-    if record["status"] == "diverged":
-        print("the training loss became NaN or inf: the run is recorded as diverged and the study goes on")
 
 
 def cmd_evaluate(args) -> None:
     from dataworth.evaluate import evaluate_run
-    from dataworth.runs import RunDir
 
     study = _load(args.study)
-    from dataworth.study import run_or_exit
+    eval_cfg = study.spec.eval.model_dump()
 
-    run_or_exit(study, args.run_id)  # a clear error if the run is not in the study
-    row = evaluate_run(RunDir(Path(args.run_dir)), args.data, study.spec.eval.model_dump(), threads=args.threads)
-    print(f"run {row['run_id']} ({row['status']}): test accuracy {row['test_accuracy']:.4f}, "
-          f"ood accuracy {row['ood_accuracy']:.4f}, train accuracy {row['train_accuracy']:.4f}")
+    def evaluate_one(run: dict, out) -> None:
+        row = evaluate_run(out, args.data, eval_cfg, threads=args.threads)
+        print(f"run {row['run_id']} ({row['status']}): test accuracy {row['test_accuracy']:.4f}, "
+              f"ood accuracy {row['ood_accuracy']:.4f}, train accuracy {row['train_accuracy']:.4f}", flush=True)
+
+    for_each_run_or_exit(_runs(study, args.run_id), args.runs, "evaluate", evaluate_one)
 
 
 def cmd_collect(args) -> None:
     from dataworth.tracking.collect import collect_study
 
-    metrics = collect_study(_load(args.study), args.results, args.out)
+    try:
+        metrics = collect_study(_load(args.study), args.results, args.out)
+    except FileNotFoundError as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        raise SystemExit(1) from None
     status = metrics["status"].value_counts().to_dict()
     print(f"collected {len(metrics)} runs into {args.out} ({status})")
 
@@ -161,6 +190,15 @@ def cmd_bench(args) -> None:
     print(f"\nwritten to {args.out}")
 
 
+def add_run_arguments(p: argparse.ArgumentParser, study_help: str) -> None:
+    """The arguments of the commands that work on runs: which runs, where their directories are."""
+    p.add_argument("--study", required=True, help=study_help)
+    p.add_argument("--run-id", required=True, action="append", help="a run of the study; repeat for several")
+    p.add_argument("--runs", required=True, help="the folder holding the run directories (results/<study>/runs)")
+    p.add_argument("--data", required=True, help="prepared dataset file")
+    p.add_argument("--threads", type=int, default=1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dataworth", description="How much is data worth? Scaling-law and exchange-rate studies.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -180,20 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="train one run of a study (called by the train rule)")
-    p.add_argument("--study", required=True, help="the study: params.yaml or the results/<study>/study.json the workflow writes")
-    p.add_argument("--run-id", required=True)
-    p.add_argument("--data", required=True, help="prepared dataset file")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("train", help="train runs of a study, one after another, each into its own run directory "
+                       "(called by the train rule, once per pack)",
+                       description="Runs already trained are skipped; a run that fails does not stop the others "
+                       "(exit 1 at the end). On SIGUSR1/SIGTERM the run in progress checkpoints and the job exits 75.")
+    add_run_arguments(p, "the study: params.yaml or the results/<study>/study.json the workflow writes")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate one trained run and write its summary (called by the evaluate rule)")
-    p.add_argument("--study", required=True, help="the study; its eval section is used")
-    p.add_argument("--run-id", required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("evaluate", help="evaluate trained runs and write each one's summary (called by the evaluate rule)")
+    add_run_arguments(p, "the study; its eval section is used")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(

@@ -17,8 +17,10 @@ from pathlib import Path
 # Stage by stage, in the order the workflow produces them (keep in step with workflow/rules).
 STAGES: tuple[tuple[str, ...], ...] = (
     ("data/*.pt",),  # prepare_data
-    ("runs/*/config.json", "runs/*/history.parquet", "runs/*/model.pt", "runs/*/training.parquet"),  # train
-    ("runs/*/summary.parquet", "runs/*/probe.parquet", "runs/*/knn.parquet", "runs/*/rankme.parquet"),  # evaluations
+    ("runs/*/config.json", "runs/*/history.parquet", "runs/*/model.pt", "runs/*/training.parquet",
+     "packs/*/train.done"),  # train
+    ("runs/*/summary.parquet", "runs/*/probe.parquet", "runs/*/knn.parquet", "runs/*/rankme.parquet",
+     "packs/*/evaluate.done", "packs/*/probe.done", "packs/*/knn.done", "packs/*/rankme.done"),  # evaluations
     ("metrics.parquet",),  # collect
     ("fits.parquet", "exchange_rates.parquet", "report", "report/**/*"),  # report
 )

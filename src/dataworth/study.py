@@ -226,6 +226,11 @@ class SlurmSpec(_Strict):
 
 
 class ResourcesSpec(_Strict):
+    runs_per_job: int = Field(
+        default=1, gt=0,
+        description="runs one train or evaluation job takes (one process, one SLURM job): small runs stop "
+        "paying start-up, scheduling and queueing one by one",
+    )
     slurm: SlurmSpec = SlurmSpec()
 
 

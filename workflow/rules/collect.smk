@@ -3,8 +3,12 @@
 # param makes a re-evaluation that was interrupted before this step still refresh metrics.parquet.
 rule collect:
     input:
-        summaries=expand(f"{RUN_DIR}/summary.parquet", run_id=RUN_IDS),
-        evaluations=[f"{RESULTS}/runs/{run['run_id']}/{name}.parquet" for run in STUDY.runs for name in STUDY.evaluations(run)],
+        # Every pack's evaluation markers: the runs of a pack share their method, so their evaluations.
+        [
+            f"{RESULTS}/packs/{pack_id}/{stage}.done"
+            for pack_id, run_ids in PACKS.members.items()
+            for stage in ("evaluate", *STUDY.evaluations(STUDY.run(run_ids[0])))
+        ],
     output:
         f"{RESULTS}/metrics.parquet",
     params:

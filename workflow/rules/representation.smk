@@ -1,71 +1,72 @@
 # Evaluations of a trained run's representation, every method: linear probe and k-NN on frozen
 # encoder features, RankMe of features and projector outputs. They read model.pt only, so a new
 # probe or metric never retrains an encoder. Each has the `eval` settings it reads as params:
-# changing them reruns just that evaluation (Snakemake's params trigger).
+# changing them reruns just that evaluation (Snakemake's params trigger). One job per pack, one
+# Parquet file per run (probe.parquet, knn.parquet, rankme.parquet in its run directory).
 rule probe:
     input:
-        training=f"{RUN_DIR}/training.parquet",
-        model=f"{RUN_DIR}/model.pt",
+        trained=f"{PACK_DIR}/train.done",
         data=DATA,
     output:
-        f"{RUN_DIR}/probe.parquet",
+        touch(f"{PACK_DIR}/probe.done"),
     params:
         study=STUDY_JSON,
-        run_dir=RUN_DIR,
+        runs=RUNS,
+        run_ids=pack_runs,
         eval=STUDY.eval_params("probe"),
     log:
-        f"{RUN_DIR}/logs/probe.log",
+        f"{PACK_DIR}/logs/probe.log",
     benchmark:
-        f"{RUN_DIR}/logs/probe.benchmark.tsv"
+        f"{PACK_DIR}/logs/probe.benchmark.tsv"
     threads: 1
     resources:
         **SLURM_RESOURCES["evaluate"],
     shell:
-        "dataworth probe --study {params.study} --run-id {wildcards.run_id} --run-dir {params.run_dir} "
+        "dataworth probe --study {params.study} {params.run_ids} --runs {params.runs} "
         "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"
 
 
 rule knn:
     input:
-        training=f"{RUN_DIR}/training.parquet",
-        model=f"{RUN_DIR}/model.pt",
+        trained=f"{PACK_DIR}/train.done",
         data=DATA,
     output:
-        f"{RUN_DIR}/knn.parquet",
+        touch(f"{PACK_DIR}/knn.done"),
     params:
         study=STUDY_JSON,
-        run_dir=RUN_DIR,
+        runs=RUNS,
+        run_ids=pack_runs,
         eval=STUDY.eval_params("knn"),
     log:
-        f"{RUN_DIR}/logs/knn.log",
+        f"{PACK_DIR}/logs/knn.log",
     benchmark:
-        f"{RUN_DIR}/logs/knn.benchmark.tsv"
+        f"{PACK_DIR}/logs/knn.benchmark.tsv"
     threads: 1
     resources:
         **SLURM_RESOURCES["evaluate"],
     shell:
-        "dataworth knn --study {params.study} --run-id {wildcards.run_id} --run-dir {params.run_dir} "
+        "dataworth knn --study {params.study} {params.run_ids} --runs {params.runs} "
         "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"
 
 
 rule rankme:
     input:
-        training=f"{RUN_DIR}/training.parquet",
-        model=f"{RUN_DIR}/model.pt",
+        trained=f"{PACK_DIR}/train.done",
         data=DATA,
     output:
-        f"{RUN_DIR}/rankme.parquet",
+        touch(f"{PACK_DIR}/rankme.done"),
     params:
         study=STUDY_JSON,
-        run_dir=RUN_DIR,
+        runs=RUNS,
+        run_ids=pack_runs,
         eval=STUDY.eval_params("rankme"),
     log:
-        f"{RUN_DIR}/logs/rankme.log",
+        f"{PACK_DIR}/logs/rankme.log",
     benchmark:
-        f"{RUN_DIR}/logs/rankme.benchmark.tsv"
+        f"{PACK_DIR}/logs/rankme.benchmark.tsv"
     threads: 1
     resources:
         **SLURM_RESOURCES["evaluate"],
     shell:
-        "dataworth rankme --study {params.study} --run-id {wildcards.run_id} --run-dir {params.run_dir} "
+        "dataworth rankme --study {params.study} {params.run_ids} --runs {params.runs} "
         "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"

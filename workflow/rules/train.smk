@@ -1,19 +1,20 @@
-# One job per run; it reads its run from the study and writes only its run dir.
-# training.parquet is written last, so its presence means training finished.
+# One job per pack (resources.runs_per_job runs; one by default): it trains the pack's runs in
+# one process, each into its own run directory, and skips runs already trained. The marker is
+# the job's only output, so Snakemake never deletes a finished run's files: a failed run fails
+# the job (no marker) while the pack's other runs stay trained, and the next job trains only it.
 rule train:
     input:
         data=DATA,
     output:
-        training=f"{RUN_DIR}/training.parquet",
-        history=f"{RUN_DIR}/history.parquet",
-        model=f"{RUN_DIR}/model.pt",
+        touch(f"{PACK_DIR}/train.done"),
     params:
         study=STUDY_JSON,
-        run_dir=RUN_DIR,
+        runs=RUNS,
+        run_ids=pack_runs,
     log:
-        f"{RUN_DIR}/logs/train.log",
+        f"{PACK_DIR}/logs/train.log",
     benchmark:
-        f"{RUN_DIR}/logs/train.benchmark.tsv"
+        f"{PACK_DIR}/logs/train.benchmark.tsv"
     threads: 1
     # On SLURM (snakemake --profile slurm): GPU, CPUs, memory, time limit and the preemption
     # warning signal from the study. Locally they limit nothing.
@@ -22,6 +23,7 @@ rule train:
     # `exec`: no shell between Snakemake and the trainer, so SLURM's SIGTERM warning reaches a
     # trainer whose parent waits for it (a bash in between would die of it and fail the job).
     # Threads: on SLURM the CPUs the job was given, locally Snakemake's threads.
+    # Each run's own log is <run dir>/logs/train.log; this job's log holds all of them.
     shell:
-        "exec dataworth train --study {params.study} --run-id {wildcards.run_id} --data {input.data} "
-        "--run-dir {params.run_dir} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"
+        "exec dataworth train --study {params.study} {params.run_ids} --data {input.data} "
+        "--runs {params.runs} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"

@@ -61,11 +61,22 @@ class Dataset:
         return tuple(self.meta["sample_shape"])
 
 
+# The last dataset loaded, per process: a job that trains or evaluates a pack of runs reads and
+# moves the data to the device once. Its tensors are never modified in place (subsets and
+# augmentations make new ones), so sharing them between runs is safe.
+_LOADED: dict[tuple, Dataset] = {}
+
+
 def load_dataset(path: str | Path, device="cpu") -> Dataset:
     """Load a prepared dataset with every split already on `device` (no loader in the hot path)."""
     import torch
 
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    x = {s: blob[f"x_{s}"].to(device) for s in SPLITS}
-    y = {s: blob[f"y_{s}"].to(device) for s in SPLITS}
-    return Dataset(meta=blob["meta"], x=x, y=y)
+    path = Path(path).resolve()
+    key = (str(path), path.stat().st_mtime_ns, str(torch.device(device)))
+    if key not in _LOADED:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        x = {s: blob[f"x_{s}"].to(device) for s in SPLITS}
+        y = {s: blob[f"y_{s}"].to(device) for s in SPLITS}
+        _LOADED.clear()
+        _LOADED[key] = Dataset(meta=blob["meta"], x=x, y=y)
+    return _LOADED[key]

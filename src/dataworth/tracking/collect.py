@@ -69,9 +69,30 @@ def collect_study(study, results_root: str | Path, out: str | Path) -> pd.DataFr
     """collect_metrics over every run of `study` and the evaluations it asks for. The paths come
     from the study, not the command line, which thousands of runs would overflow."""
     results = study.results_dir(results_root)
-    summaries, evaluations = [], []
+    summaries, evaluations, missing = [], [], []
     for run in study.runs:
         rd = run_dir(results, run["run_id"])
+        wanted = [rd.summary] + [getattr(rd, name) for name in study.evaluations(run)]
+        missing += [path for path in wanted if not path.exists()]
         summaries.append(rd.summary)
-        evaluations += [getattr(rd, name) for name in study.evaluations(run)]
+        evaluations += wanted[1:]
+    if missing:
+        raise FileNotFoundError(_missing_message(study, results, missing))
     return collect_metrics(summaries, out, evaluations)
+
+
+def _missing_message(study, results: Path, missing: list[Path]) -> str:
+    """Which runs lack which files, and the markers to delete so that the workflow makes them again."""
+    from dataworth.packs import Packs
+
+    pack_of = Packs(study, results).pack_of
+    markers = sorted({
+        results / "packs" / pack_of[path.parent.name] / ("evaluate.done" if path.stem == "summary" else f"{path.stem}.done")
+        for path in missing if path.parent.name in pack_of
+    })
+    shown = ", ".join(str(path.relative_to(results)) for path in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (f"study {study.name!r}: {len(missing)} result files are missing: {shown}{more}. A pack's job "
+            f"marks all its runs done, so deleting a run's file does not redo it: delete "
+            f"{', '.join(map(str, markers[:5]))}{' ...' if len(markers) > 5 else ''} to evaluate again (to "
+            f"train a run again: its run directory and its pack's train.done) and run snakemake again")

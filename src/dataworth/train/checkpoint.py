@@ -23,11 +23,14 @@ from dataworth.files import atomic_path
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
 
-class Preempted(Exception):
-    """Training stopped on request after writing a checkpoint; the run resumes on its next start."""
+class Preempted(BaseException):
+    """Training stopped on request after writing a checkpoint; the run resumes on its next start.
 
-    def __init__(self, step: int):
-        super().__init__(f"preempted at step {step}: checkpoint written")
+    A BaseException, like KeyboardInterrupt: it ends the job, it is not a failure of the run
+    (a pack's job goes on after a run that failed, never after a stop request)."""
+
+    def __init__(self, step: int, message: str | None = None):
+        super().__init__(message or f"preempted at step {step}: checkpoint written")
         self.step = step
 
 

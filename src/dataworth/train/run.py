@@ -57,11 +57,13 @@ def train_run(
     threads: int = 1,
     process_start: float | None = None,
     on_log: Callable[[dict], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> dict:
     """Train the run described by its resolved config `run`; returns the training record.
 
     Resumes from the run directory's checkpoint if there is one. On SIGUSR1/SIGTERM it writes
-    a checkpoint and raises `Preempted` (the caller decides how the run is started again).
+    a checkpoint and raises `Preempted` (the caller decides how the run is started again); a
+    job training several runs passes its one installed `stop`.
     """
     process_start = time.perf_counter() if process_start is None else process_start
     torch.set_num_threads(threads)
@@ -83,7 +85,7 @@ def train_run(
     policy = build_policy(run["augmentation"]["ops"])
 
     checkpointer = Checkpointer(
-        out.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], StopRequest().install()
+        out.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], stop or StopRequest().install()
     )
     startup = time.perf_counter() - process_start
     with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set

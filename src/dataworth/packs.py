@@ -1,0 +1,181 @@
+"""Packs: the runs one Snakemake job (and so one SLURM job) trains or evaluates.
+
+A study has thousands of small runs; one job per run pays process start-up, scheduling and
+queueing per run. `resources.runs_per_job` (K) puts up to K runs into a *pack*, and every job
+works on one pack, in one process. Each run still owns its directory and its files.
+
+Packs are stable, because a pack's job marks itself done with one marker file per stage
+(`results/<study>/packs/<pack_id>/<stage>.done`), and a run moved to another pack would be
+evaluated again. So the assignment is kept in `results/<study>/packs.json` (written when the
+workflow starts, like study.json, and read back by every later parse, including the one inside
+each SLURM job):
+
+- runs already in a recorded pack stay there; runs new to the study get new packs;
+- new packs hold runs of one *pack signature* (everything but n_train, augmentation and seed:
+  same architecture and recipe), in study order, so a pack can train its runs concurrently;
+- when runs_per_job changes, recorded packs that never started (no marker, no run directory)
+  are packed again with the new K; started ones keep their runs.
+
+A pack id is a hash of its run ids, so the same runs always make the same pack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Iterator
+
+from dataworth.study import canonical_json, short_hash
+
+REGISTRY_NAME = "packs.json"
+# Run keys that may differ inside a pack: a pack shares everything else (model, recipe, method).
+PER_RUN_KEYS = ("run_id", "n_train", "augmentation", "seed")
+
+
+def pack_signature(run: dict) -> str:
+    """What the runs of one pack share (execution-only train settings included: one job, one device)."""
+    return canonical_json({key: value for key, value in run.items() if key not in PER_RUN_KEYS})
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def plan_packs(runs: list[dict], runs_per_job: int, recorded: dict | None = None,
+               started: Callable[[str, list[str]], bool] = lambda pack_id, run_ids: True) -> dict:
+    """The registry after placing every run of `runs`: {"runs_per_job": K, "packs": {id: [run ids]}}.
+
+    `recorded` is the registry read back (or None); `started(pack_id, run_ids)` says whether a
+    recorded pack has begun (only asked when runs_per_job changed). Recorded packs keep every run
+    they ever held, so a run dropped from the study and added back finds its pack again.
+    """
+    recorded = recorded or {"runs_per_job": runs_per_job, "packs": {}}
+    repack = recorded.get("runs_per_job") != runs_per_job
+    packs = {
+        pack_id: run_ids for pack_id, run_ids in recorded["packs"].items()
+        if not repack or started(pack_id, run_ids)
+    }
+    placed = {run_id for run_ids in packs.values() for run_id in run_ids}
+    by_signature: dict[str, list[str]] = {}
+    for run in runs:
+        if run["run_id"] not in placed:
+            by_signature.setdefault(pack_signature(run), []).append(run["run_id"])
+    for run_ids in by_signature.values():
+        for chunk in _chunks(run_ids, runs_per_job):
+            packs[short_hash(chunk)] = chunk
+    return {"runs_per_job": runs_per_job, "packs": packs}
+
+
+def current_packs(registry: dict, runs: list[dict]) -> dict[str, list[str]]:
+    """pack id -> the runs of `runs` it holds, in study order (packs holding none are left out)."""
+    order = {run["run_id"]: i for i, run in enumerate(runs)}
+    packs = {}
+    for pack_id, run_ids in registry["packs"].items():
+        members = sorted((r for r in run_ids if r in order), key=order.get)
+        if members:
+            packs[pack_id] = members
+    return packs
+
+
+class Packs:
+    """A study's packs under `results/<study>/`: read at parse time, written when the workflow starts."""
+
+    def __init__(self, study, results_dir: str | Path):
+        self.study = study
+        self.results_dir = Path(results_dir)
+        self.registry_path = self.results_dir / REGISTRY_NAME
+        self.registry = plan_packs(study.runs, study.spec.resources.runs_per_job, self._read(), self._started)
+        self.members = current_packs(self.registry, study.runs)
+        self.pack_of = {run_id: pack_id for pack_id, run_ids in self.members.items() for run_id in run_ids}
+
+    def _read(self) -> dict | None:
+        if not self.registry_path.exists():
+            return None
+        try:
+            return json.loads(self.registry_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{self.registry_path}: unreadable pack registry ({exc}); delete it to pack anew "
+                             "(finished runs are kept; their evaluations run again)") from None
+
+    def _started(self, pack_id: str, run_ids: list[str]) -> bool:
+        return (self.results_dir / "packs" / pack_id).exists() or any(
+            (self.results_dir / "runs" / run_id).exists() for run_id in run_ids
+        )
+
+    def write(self) -> bool:
+        """Record the packs (atomically, only if they changed); True if written."""
+        from dataworth.files import write_text_atomic
+
+        text = json.dumps(self.registry, indent=1, sort_keys=True) + "\n"
+        if self.registry_path.exists() and self.registry_path.read_text() == text:
+            return False
+        write_text_atomic(self.registry_path, text)
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# A pack's job: the same work for each of its runs, each run with its own log.
+
+
+class _Tee:
+    """A stream that writes to several streams (the job's log and the run's own log)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+@contextlib.contextmanager
+def run_log(path: Path):
+    """Everything printed inside also goes to the run's own log file at `path` (overwritten)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as log, contextlib.redirect_stdout(_Tee(sys.stdout, log)), \
+            contextlib.redirect_stderr(_Tee(sys.stderr, log)):
+        yield
+
+
+class RunsFailed(Exception):
+    """Some runs of a pack failed (each already reported in its log); the others finished."""
+
+
+def for_each_run(runs: list[dict], runs_dir: str | Path, task: str, work: Callable[[dict, object], None],
+                 done: Callable[[object], bool] = lambda out: False) -> None:
+    """Call `work(run, run_dir)` for each run, logging to `<run dir>/logs/<task>.log` too.
+
+    A run for which `done(run_dir)` holds is skipped. A failing run is reported and the others
+    go on; `RunsFailed` at the end names the failed ones. BaseExceptions (a stop request, Ctrl-C)
+    end the job at once.
+    """
+    from dataworth.runs import RunDir
+
+    failed = []
+    for i, run in enumerate(runs, 1):
+        out = RunDir(Path(runs_dir) / run["run_id"])
+        prefix = f"[{i}/{len(runs)}]" if len(runs) > 1 else ""
+        if done(out):
+            print(f"{prefix} run {run['run_id']}: already done, skipped".lstrip(), flush=True)
+            continue
+        if prefix:
+            print(prefix, end=" ", flush=True)
+        with run_log(out.path / "logs" / f"{task}.log"):
+            try:
+                work(run, out)
+            except Exception:
+                traceback.print_exc()
+                print(f"run {run['run_id']}: {task} failed (traceback above)", file=sys.stderr, flush=True)
+                failed.append(run["run_id"])
+    if failed:
+        raise RunsFailed(f"{task} failed for {len(failed)} of {len(runs)} runs: {', '.join(failed)} "
+                         f"(each run's logs/{task}.log has its traceback); the others finished")

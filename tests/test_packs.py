@@ -1,0 +1,103 @@
+"""Packs: which runs one job takes. Hand-computed cases of the planning rules, then the registry."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from dataworth.packs import Packs, RunsFailed, current_packs, for_each_run, pack_signature, plan_packs
+from dataworth.study import load_study, short_hash
+
+
+def runs(*specs: tuple[str, str]) -> list[dict]:
+    """Runs named by (run_id, model): everything else equal."""
+    return [{"run_id": run_id, "n_train": 10, "augmentation": {"name": "none"}, "seed": 0, "model": model}
+            for run_id, model in specs]
+
+
+def test_new_runs_are_chunked_in_study_order_within_one_signature():
+    study_runs = runs(("a", "m1"), ("b", "m2"), ("c", "m1"), ("d", "m1"), ("e", "m2"))
+    registry = plan_packs(study_runs, 2)
+    assert registry == {"runs_per_job": 2, "packs": {
+        short_hash(["a", "c"]): ["a", "c"], short_hash(["d"]): ["d"], short_hash(["b", "e"]): ["b", "e"],
+    }}
+
+
+def test_signature_ignores_exactly_the_per_run_axes():
+    base = {"run_id": "a", "n_train": 10, "augmentation": {"name": "x"}, "seed": 0, "model": "m", "train": {"lr": 1}}
+    other = dict(base, run_id="b", n_train=20, augmentation={"name": "y"}, seed=3)
+    assert pack_signature(base) == pack_signature(other)
+    assert pack_signature(base) != pack_signature(dict(base, train={"lr": 2}))
+
+
+def test_recorded_packs_keep_their_runs_and_new_runs_get_new_packs():
+    first = plan_packs(runs(("a", "m"), ("b", "m"), ("c", "m")), 2)
+    grown = plan_packs(runs(("x", "m"), ("a", "m"), ("b", "m"), ("c", "m"), ("y", "m")), 2, first)
+    assert grown["packs"] == {**first["packs"], short_hash(["x", "y"]): ["x", "y"]}
+
+
+def test_a_dropped_run_leaves_its_pack_and_finds_it_again():
+    first = plan_packs(runs(("a", "m"), ("b", "m")), 2)
+    narrowed = plan_packs(runs(("b", "m")), 2, first)
+    assert narrowed == first  # the record keeps "a"
+    assert current_packs(narrowed, runs(("b", "m"))) == {short_hash(["a", "b"]): ["b"]}
+    assert plan_packs(runs(("a", "m"), ("b", "m")), 2, narrowed) == first
+
+
+def test_a_new_runs_per_job_repacks_only_packs_that_never_started():
+    first = plan_packs(runs(("a", "m"), ("b", "m"), ("c", "m"), ("d", "m")), 1)
+    started = {short_hash(["a"])}
+    repacked = plan_packs(runs(("a", "m"), ("b", "m"), ("c", "m"), ("d", "m")), 4, first,
+                          started=lambda pack_id, run_ids: pack_id in started)
+    assert repacked == {"runs_per_job": 4, "packs": {short_hash(["a"]): ["a"], short_hash(["b", "c", "d"]): ["b", "c", "d"]}}
+    # The same K again: nothing moves, started or not.
+    assert plan_packs(runs(("a", "m"), ("b", "m"), ("c", "m"), ("d", "m")), 4, repacked, started=lambda *_: False) == repacked
+
+
+def test_registry_is_written_once_and_read_back(tmp_path, tiny_study):
+    tiny_study["resources"] = {"runs_per_job": 3}
+    study = load_study(tiny_study)
+    packs = Packs(study, tmp_path)
+    assert [len(m) for m in packs.members.values()] == [3, 1]
+    assert sorted(packs.pack_of) == sorted(r["run_id"] for r in study.runs)
+    assert packs.write() and not packs.write()
+    assert json.loads((tmp_path / "packs.json").read_text()) == packs.registry
+
+    grown = copy.deepcopy(tiny_study)
+    grown["grid"]["seed"] = [0, 1]
+    again = Packs(load_study(grown), tmp_path)
+    assert {k: v for k, v in again.members.items() if k in packs.members} == packs.members
+    assert sum(len(m) for m in again.members.values()) == 8
+
+
+def test_an_unreadable_registry_is_a_clear_error(tmp_path, tiny_study):
+    (tmp_path / "packs.json").write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable pack registry .* delete it to pack anew"):
+        Packs(load_study(tiny_study), tmp_path)
+
+
+def test_for_each_run_goes_on_after_a_failure_and_names_it(tmp_path, capsys):
+    done = []
+
+    def work(run, out):
+        print(f"working on {run['run_id']}")
+        if run["run_id"] == "b":
+            raise RuntimeError("disk full")
+        done.append(run["run_id"])
+
+    with pytest.raises(RunsFailed, match=r"train failed for 1 of 3 runs: b \(each run's logs/train.log"):
+        for_each_run(runs(("a", "m"), ("b", "m"), ("c", "m")), tmp_path, "train", work)
+    assert done == ["a", "c"]
+    assert (tmp_path / "b" / "logs" / "train.log").read_text().count("disk full") >= 1
+    assert (tmp_path / "a" / "logs" / "train.log").read_text() == "working on a\n"  # only its own lines
+    job_log = capsys.readouterr()
+    assert "[1/3] working on a" in job_log.out and "[3/3] working on c" in job_log.out
+
+
+def test_for_each_run_skips_done_runs(tmp_path, capsys):
+    seen = []
+    for_each_run(runs(("a", "m"), ("b", "m")), tmp_path, "train", lambda run, out: seen.append(run["run_id"]),
+                 done=lambda out: out.path.name == "a")
+    assert seen == ["b"] and "[1/2] run a: already done, skipped" in capsys.readouterr().out

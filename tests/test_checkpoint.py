@@ -89,6 +89,7 @@ def test_checkpoint_of_another_run_is_ignored(tmp_path, setup):
 
 
 def start_training(study: dict, run_id: str, data, out: RunDir) -> subprocess.Popen:
+    out.path.parent.mkdir(parents=True, exist_ok=True)
     study_file = out.path.parent / "study.json"
     study_file.write_text(json.dumps(study))
     return subprocess.Popen(
@@ -114,7 +115,7 @@ def test_signalled_or_killed_process_resumes_to_identical_results(tmp_path, tiny
     reference = RunDir(tmp_path / "reference")
     train_run(run, data, reference)
 
-    out = RunDir(tmp_path / "run")
+    out = RunDir(tmp_path / "runs" / run["run_id"])
     proc = start_training(tiny_study, run["run_id"], data, out)
     wait_for(out.checkpoint, proc)  # a periodic checkpoint: training is under way
     proc.send_signal(getattr(signal, how))

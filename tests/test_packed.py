@@ -115,3 +115,72 @@ def test_a_pack_of_one_unpacks_to_the_same_model():
     restored = build_model("cnn1d", 4, (1, 32), num_classes=5)
     restored.load_state_dict(unpack_state(packed, restored, 1, 0))
     assert all(torch.equal(restored.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_an_interrupted_pack_resumes_from_its_checkpoint_to_identical_results(data, tmp_path):
+    from test_checkpoint import StopAfterPolls
+
+    from dataworth.train.checkpoint import Checkpointer, Preempted
+
+    def pack():
+        return [fresh_model(seed, data) for _, seed, _ in SPECS], [member(data, n, seed, ops) for n, seed, ops in SPECS]
+
+    models, members = pack()
+    uninterrupted = train_packed(models, members, CFG)
+
+    stopping = Checkpointer(tmp_path / "checkpoint.pt", "pack:a,b,c", 0, StopAfterPolls(17))
+    with pytest.raises(Preempted, match="preempted at step 18"):
+        train_packed(*pack(), CFG, stopping)
+    resumed_models, members = pack()  # a new process: fresh models and streams, state from the file
+    resumed = train_packed(resumed_models, members, CFG, Checkpointer(tmp_path / "checkpoint.pt", "pack:a,b,c", 0))
+    for alone, again, model, model_again in zip(uninterrupted, resumed, models, resumed_models):
+        assert again.resumed_from_step == 18 and again.history == [
+            dict(row, elapsed_seconds=again_row["elapsed_seconds"]) for row, again_row in zip(alone.history, again.history)
+        ]
+        for key, value in model.state_dict().items():
+            assert torch.equal(model_again.state_dict()[key], value), key
+
+
+def test_the_train_command_trains_a_pack_together_with_each_run_in_its_own_files(tmp_path, tiny_study):
+    """`pack_training: concurrent` on CPU: one grouped model for the pack; each run's files and
+    numbers are those of the same run trained alone, within floating-point tolerance."""
+    import json
+    import subprocess
+
+    from conftest import BIN
+
+    from dataworth.runs import RunDir
+    from dataworth.study import load_study
+    from dataworth.tracking.schemas import HISTORY, TRAINING, read_parquet
+    from dataworth.train import train_run
+
+    tiny_study["resources"] = {"pack_training": "concurrent", "runs_per_job": 4}
+    study = load_study(tiny_study)
+    path = tmp_path / "d.pt"
+    prepare_dataset(study.dataset_config(), path)
+    (tmp_path / "study.json").write_text(json.dumps(tiny_study))
+    runs = study.runs[:3]
+    command = [str(BIN / "dataworth"), "train", "--study", str(tmp_path / "study.json"), "--data", str(path),
+               "--runs", str(tmp_path / "runs")]
+    proc = subprocess.run(command + [arg for run in runs for arg in ("--run-id", run["run_id"])],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "training 3 runs together as one grouped model" in proc.stdout
+    for run in runs:
+        together = RunDir(tmp_path / "runs" / run["run_id"])
+        alone = RunDir(tmp_path / "alone" / run["run_id"])
+        train_run(run, path, alone)
+        assert "trained together with 2 other runs" in (together.path / "logs" / "train.log").read_text()
+        record = read_parquet(together.training, TRAINING).iloc[0]
+        assert record["status"] == "ok" and record["steps_completed"] == 40
+        h_together, h_alone = (read_parquet(rd.history, HISTORY) for rd in (together, alone))
+        torch.testing.assert_close(torch.tensor(h_together["loss"].values), torch.tensor(h_alone["loss"].values),
+                                   rtol=1e-4, atol=1e-5)
+        weights, reference = (torch.load(rd.model, weights_only=True) for rd in (together, alone))
+        assert weights.keys() == reference.keys()
+        for key in reference:
+            torch.testing.assert_close(weights[key].float(), reference[key].float(), rtol=1e-3, atol=1e-4)
+        assert not together.checkpoint.exists()
+    # Run again: every run is trained, nothing is done.
+    again = subprocess.run(command + ["--run-id", runs[0]["run_id"]], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already done, skipped" in again.stdout

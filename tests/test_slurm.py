@@ -21,7 +21,7 @@ import pytest
 from conftest import BIN, REPO, TINY_STUDY, Project
 from test_workflow import jobs_run
 
-from dataworth.study import load_study
+from dataworth.study import load_study, short_hash
 from dataworth.tracking.schemas import HISTORY, SUMMARY, TRAINING, read_parquet
 
 # One xdist worker runs all of these: they share the one-node cluster and its two CPUs.
@@ -148,14 +148,19 @@ def sacct(job_id, *fields: str) -> list[dict]:
     return [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]
 
 
+def pack_of(run_id: str) -> str:
+    """The pack of a run: this study has one run per job, so the pack of just that run."""
+    return short_hash([run_id])
+
+
 def train_job_of(run_id: str, timeout: float = 60) -> str:
-    """The SLURM job id of the running train job of a run (the plugin's job comment names the run)."""
+    """The SLURM job id of the running train job of a run (the plugin's job comment names its pack)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], capture_output=True, text=True).stdout
         for line in out.splitlines():
             job_id, comment = line.split("|", 1)
-            if comment == f"rule_train_wildcards_{run_id}":
+            if comment == f"rule_train_wildcards_{pack_of(run_id)}":
                 return job_id
         time.sleep(0.5)
     raise AssertionError(f"no running train job for run {run_id} within {timeout}s")
@@ -174,7 +179,7 @@ def reference(tmp_path_factory) -> dict:
     project = Project(tmp_path_factory.mktemp("local"))
     project.write_study(STUDY)
     runs = project.results() / "runs"
-    project.snakemake(*(f"results/tiny/runs/{run_id}/summary.parquet" for run_id in RUN_IDS))
+    project.snakemake(METRICS_TARGET)
     return {
         run_id: (read_parquet(runs / run_id / "summary.parquet", SUMMARY).iloc[0][COMPARED],
                  read_parquet(runs / run_id / "history.parquet", HISTORY))
@@ -240,7 +245,7 @@ def test_requeued_and_timed_out_jobs_resume_from_their_checkpoints(slurm_cluster
     study["resources"]["slurm"].update(runtime_min=1, signal_seconds=0)  # execution-only: same run ids
     project = SlurmProject(tmp_path, study)
     a, c = RUN_IDS[0], RUN_IDS[2]
-    targets = [f"results/tiny/runs/{run_id}/training.parquet" for run_id in (a, c)]
+    targets = [f"results/tiny/packs/{pack_of(run_id)}/train.done" for run_id in (a, c)]
     proc = project.start_slurm(*targets, env=project.slow_env([a, c], step_seconds=0.6))
     try:
         job_a, job_c = train_job_of(a), train_job_of(c)
@@ -280,6 +285,6 @@ def test_submit_sends_a_job_array_and_snakemake_then_has_nothing_to_train(slurm_
     assert pd.isna(project.training(c)["slurm_job_id"])  # ran outside SLURM
 
     dry = project.snakemake("-n", METRICS_TARGET)
-    assert "run_id=" not in dry.stdout + dry.stderr  # no per-run job (train, evaluate, probe, ...) left
+    assert "pack_id=" not in dry.stdout + dry.stderr  # no pack job (train, evaluate, rankme) left
     assert jobs_run(dry.stdout + dry.stderr) == {"collect": 1}
     assert_same_as_local(project, reference, RUN_IDS)

@@ -115,7 +115,8 @@ def cmd_train(args) -> None:
     from dataworth.train import train_run
     from dataworth.train.checkpoint import Preempted, StopRequest
 
-    runs = _runs(_load(args.study), args.run_id)
+    study = _load(args.study)
+    runs = _runs(study, args.run_id)
     # One stop request for the whole job: a signal between two runs stops it before the next.
     stop = StopRequest().install()
     starts = iter([PROCESS_START])  # the first run pays the process start; later ones their own set-up
@@ -128,21 +129,61 @@ def cmd_train(args) -> None:
               f"n_train={run['n_train']} augmentation={run['augmentation']['name']} seed={run['seed']} "
               f"steps={run['train']['steps']}{resuming}", flush=True)
         record = train_run(run, args.data, out, threads=args.threads, process_start=next(starts, None), stop=stop)
-        if record["resumed_from_step"]:
-            print(f"resumed from step {record['resumed_from_step']}")
-        print(f"status {record['status']} after {record['steps_completed']} steps, final loss "
-              f"{record['final_loss']:.4f}, compute {record['compute_seconds']:.1f}s, start-up "
-              f"{record['startup_seconds']:.1f}s on {record['device']}", flush=True)
-        if record["status"] == "diverged":
-            print("the training loss became NaN or inf: the run is recorded as diverged and the study goes on")
+        _report_training(record)
 
     try:
-        # A run trained earlier (by an earlier job of this pack, or `dataworth submit`) is kept.
+        if _train_together(runs, args, study.spec.resources.pack_training, PROCESS_START, stop):
+            starts = iter([])
+        # A run trained earlier (by an earlier job of this pack, or `dataworth submit`) is kept;
+        # after training together, only runs left untrained (if that failed) are trained here.
         for_each_run_or_exit(runs, args.runs, "train", train_one, done=lambda out: out.training.exists())
     except Preempted as stopped:
         print(stopped, flush=True)
         _requeue_slurm_job()
         raise SystemExit(EXIT_PREEMPTED) from None
+
+
+def _train_together(runs: list[dict], args, mode: str, process_start: float, stop) -> bool:
+    """Train the job's untrained runs concurrently as one grouped model, when `mode` and the runs
+    allow it (train.run.can_train_together); True if it tried. If that fails (out of memory, say),
+    the runs are trained one by one afterwards, so a pack never fails for being a pack."""
+    from dataworth.runs import RunDir
+    from dataworth.train.run import can_train_together, train_runs_together
+
+    outs = [RunDir(Path(args.runs) / run["run_id"]) for run in runs]
+    pending = [(run, out) for run, out in zip(runs, outs) if not out.training.exists()]
+    if not can_train_together([run for run, _ in pending], mode):
+        return False
+    ids = [run["run_id"] for run, _ in pending]
+    print(f"training {len(pending)} runs together as one grouped model: {', '.join(ids)}", flush=True)
+    try:
+        records = train_runs_together([r for r, _ in pending], args.data, [o for _, o in pending],
+                                      threads=args.threads, process_start=process_start, stop=stop)
+    except Exception as exc:
+        print(f"warning: training the runs together failed ({type(exc).__name__}: {exc}); training them "
+              "one by one", file=sys.stderr, flush=True)
+        return True
+    for (run, out), record in zip(pending, records):
+        with _run_log(out):
+            print(f"run {run['run_id']}: trained together with {len(pending) - 1} other runs in one process")
+            _report_training(record)
+    return True
+
+
+def _run_log(out):
+    from dataworth.packs import run_log
+
+    return run_log(out.path / "logs" / "train.log")
+
+
+def _report_training(record: dict) -> None:
+    if record["resumed_from_step"]:
+        print(f"resumed from step {record['resumed_from_step']}")
+    print(f"status {record['status']} after {record['steps_completed']} steps, final loss "
+          f"{record['final_loss']:.4f}, compute {record['compute_seconds']:.1f}s, start-up "
+          f"{record['startup_seconds']:.1f}s on {record['device']}", flush=True)
+    if record["status"] == "diverged":
+        print("the training loss became NaN or inf: the run is recorded as diverged and the study goes on")
 
 
 def cmd_evaluate(args) -> None:

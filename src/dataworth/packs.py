@@ -31,6 +31,8 @@ from typing import Callable, Iterator
 from dataworth.study import canonical_json, short_hash
 
 REGISTRY_NAME = "packs.json"
+# Each stage's job (rule) and the file it writes for every run of its pack (a RunDir attribute).
+STAGE_FILES = {"train": "training", "evaluate": "summary", "probe": "probe", "knn": "knn", "rankme": "rankme"}
 # Run keys that may differ inside a pack: a pack shares everything else (model, recipe, method).
 PER_RUN_KEYS = ("run_id", "n_train", "augmentation", "seed")
 
@@ -105,6 +107,30 @@ class Packs:
         return (self.results_dir / "packs" / pack_id).exists() or any(
             (self.results_dir / "runs" / run_id).exists() for run_id in run_ids
         )
+
+    def stages(self, pack_id: str) -> list[str]:
+        """The workflow's jobs for a pack: train, evaluate and the evaluations its runs' method asks for."""
+        return ["train", "evaluate", *self.study.evaluations(self.study.run(self.members[pack_id][0]))]
+
+    def mark_finished(self, pack_id: str) -> list[str]:
+        """Write the pack's done-markers of every stage all its runs have finished; the stages marked.
+
+        For runs finished outside Snakemake (`dataworth submit`): a later `snakemake` then finds
+        their packs done instead of running their jobs again. Markers are written after the runs'
+        files, so modification times stay in pipeline order.
+        """
+        from dataworth.runs import RunDir
+
+        marked = []
+        for stage in self.stages(pack_id):
+            made = [getattr(RunDir(self.results_dir / "runs" / run_id), STAGE_FILES[stage])
+                    for run_id in self.members[pack_id]]
+            if all(path.exists() for path in made):
+                marker = self.results_dir / "packs" / pack_id / f"{stage}.done"
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+                marked.append(stage)
+        return marked
 
     def write(self) -> bool:
         """Record the packs (atomically, only if they changed); True if written."""

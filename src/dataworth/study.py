@@ -231,6 +231,11 @@ class ResourcesSpec(_Strict):
         description="runs one train or evaluation job takes (one process, one SLURM job): small runs stop "
         "paying start-up, scheduling and queueing one by one",
     )
+    pack_training: Literal["auto", "concurrent", "sequential"] = Field(
+        default="auto",
+        description="how a job trains its runs: concurrent (one grouped model, supervised runs), sequential "
+        "(one after another, in one process), or auto: concurrent on CUDA, sequential on a CPU",
+    )
     slurm: SlurmSpec = SlurmSpec()
 
 

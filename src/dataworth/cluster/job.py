@@ -20,8 +20,9 @@ from dataworth.cluster.submit import EVALUATION_FILES
 class RunJob(submitit.helpers.Checkpointable):
     """One run's cluster job; pickled by submitit, so it holds only the run and where its files are."""
 
-    def __init__(self, run: dict, eval_cfg: dict, data: str, run_dir: str):
+    def __init__(self, run: dict, eval_cfg: dict, data: str, run_dir: str, study_json: str):
         self.run, self.eval_cfg, self.data, self.run_dir = run, eval_cfg, data, run_dir
+        self.study_json = study_json
 
     def __call__(self) -> dict:
         from dataworth.evaluate import evaluate_run
@@ -41,8 +42,21 @@ class RunJob(submitit.helpers.Checkpointable):
         for name, evaluate in evaluations.items():
             if not getattr(out, name).exists():
                 evaluate(out, self.data, self.eval_cfg, threads=threads)
+        self._mark_pack_finished()
         row = read_parquet(out.summary, SUMMARY).iloc[0]
         return {key: row[key] for key in ("run_id", "status", "test_accuracy", "ood_accuracy")}
+
+    def _mark_pack_finished(self) -> None:
+        """If this run's pack-mates are finished too, mark the pack done, as its Snakemake jobs would."""
+        from dataworth.packs import Packs
+        from dataworth.study import load_study
+
+        study = load_study(self.study_json)
+        packs = Packs(study, Path(self.study_json).parent)
+        pack_id = packs.pack_of[self.run["run_id"]]
+        marked = packs.mark_finished(pack_id)
+        if marked:
+            print(f"pack {pack_id}: every run finished {', '.join(marked)}: marked done", flush=True)
 
     def _train(self, out, threads: int) -> None:
         from dataworth.train import train_run

@@ -2,10 +2,11 @@
 
 For users who work from Python or a notebook rather than Snakemake (`submit_runs` is the Python
 entry). Each array task is a `RunJob` (cluster/job.py): the same functions as the Snakemake
-rules (train, evaluate, probe, knn, rankme), the same files in the run's directory. A later
+rules (train, evaluate, probe, knn, rankme), the same files in the run's directory; a task
+that finds every run of its pack (packs.py) finished writes the pack's done-markers. A later
 `snakemake` finds those runs done: outputs that Snakemake did not make have no metadata record,
 so of its rerun triggers only modification times apply, and a run's files are written in
-pipeline order (data, then training, then the evaluations).
+pipeline order (data, then training, then the evaluations, then the markers).
 
 submitit is imported only when submitting, so `dataworth --help` stays fast.
 """
@@ -74,6 +75,7 @@ def submit_runs(study, runs: list[dict], results: str | Path, executor: str = "s
     from dataworth.cluster.job import RunJob
     from dataworth.cluster.resources import submitit_parameters
     from dataworth.data import prepare_dataset
+    from dataworth.packs import Packs
     from dataworth.runs import run_dir
 
     results = Path(results).resolve()
@@ -89,8 +91,12 @@ def submit_runs(study, runs: list[dict], results: str | Path, executor: str = "s
         **submitit_parameters(study.spec.resources.slurm, environ),
     )
     eval_cfg = study.spec.eval.model_dump()
+    study_json = results / study.name / "study.json"
+    study.write_json(study_json)  # what each task reads to mark its pack done, as the workflow has it
+    Packs(study, results / study.name).write()
     jobs_to_run = [
-        RunJob(run, eval_cfg, str(data), str(run_dir(results / study.name, run["run_id"]).path)) for run in runs
+        RunJob(run, eval_cfg, str(data), str(run_dir(results / study.name, run["run_id"]).path), str(study_json))
+        for run in runs
     ]
     return pool.submit_array(jobs_to_run)
 

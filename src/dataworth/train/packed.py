@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dataworth.train.checkpoint import Checkpointer, Preempted
 from dataworth.train.loop import BatchStream, TrainResult, make_optimizer
 from dataworth.train.schedule import warmup_cosine
 
@@ -131,9 +132,15 @@ class PackMember:
     augment_gen: torch.Generator
 
 
-def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict) -> list[TrainResult]:
+def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict,
+                 checkpointer: Checkpointer | None = None) -> list[TrainResult]:
     """Train K same-architecture models together; each ends in its own TrainResult and its own
-    model (the `models` are updated in place from the packed weights)."""
+    model (the `models` are updated in place from the packed weights).
+
+    With a `checkpointer`, the whole pack checkpoints as one (model, optimizer, schedule, every
+    member's generators and batch order, the loss accumulators, the histories), resumes from it,
+    and on a stop request saves it and raises `Preempted`, as the one-run loop does.
+    """
     k = len(models)
     device = members[0].x.device
     steps, log_every = cfg["steps"], cfg["log_every"]
@@ -143,15 +150,47 @@ def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict) 
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"], reduction="none")
     streams = [BatchStream(len(m.y), cfg["batch_size"], m.batch_gen, device) for m in members]
     use_amp = device.type == "cuda"
+    state = {
+        "step": 0,
+        "histories": [[] for _ in range(k)],
+        "loss_sum": torch.zeros(k, device=device),
+        "correct_sum": torch.zeros(k, device=device),
+        "interval_steps": 0,
+        "diverged_at": [None] * k,
+        "compute_seconds": 0.0,  # training-loop time of earlier starts of this pack
+    }
+
+    def snapshot() -> dict:
+        return {
+            "loop": state,
+            "model": packed.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "batch_gens": [m.batch_gen.get_state() for m in members],
+            "augment_gens": [m.augment_gen.get_state() for m in members],
+            "batches": [{"perm": b.perm, "pos": b.pos} for b in streams],
+            "compute_seconds": state["compute_seconds"] + time.perf_counter() - start,
+        }
+
+    saved = checkpointer.load() if checkpointer else None
+    if saved:
+        packed.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        for member, stream, batch_state, augment_state, order in zip(
+            members, streams, saved["batch_gens"], saved["augment_gens"], saved["batches"], strict=True
+        ):
+            member.batch_gen.set_state(batch_state)
+            member.augment_gen.set_state(augment_state)
+            stream.perm, stream.pos = order["perm"].to(device), order["pos"]
+        state.update(saved["loop"], compute_seconds=saved["compute_seconds"])
+        state["loss_sum"], state["correct_sum"] = state["loss_sum"].to(device), state["correct_sum"].to(device)
+    resumed_from_step = state["step"]
+    histories, diverged_at = state["histories"], state["diverged_at"]
 
     packed.train()
-    histories: list[list[dict]] = [[] for _ in range(k)]
-    loss_sum = torch.zeros(k, device=device)
-    correct_sum = torch.zeros(k, device=device)
-    interval_steps = 0
-    diverged_at: list[int | None] = [None] * k
     start = time.perf_counter()
-    for step in range(1, steps + 1):
+    for step in range(state["step"] + 1, steps + 1):
         batches, labels = [], []
         for member, stream in zip(members, streams):
             idx = stream.next()
@@ -169,26 +208,33 @@ def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict) 
         lr = schedule.get_last_lr()[0]
         schedule.step()
 
-        loss_sum += losses.detach()
-        correct_sum += (logits.detach().argmax(-1) == yb).sum(0)
-        interval_steps += 1
+        state["step"] = step
+        state["loss_sum"] += losses.detach()
+        state["correct_sum"] += (logits.detach().argmax(-1) == yb).sum(0)
+        state["interval_steps"] += 1
         if step % log_every == 0 or step == steps:
-            mean_loss = (loss_sum / interval_steps).tolist()  # the only host sync
-            accuracy = (correct_sum / (interval_steps * len(yb))).tolist()
-            elapsed = time.perf_counter() - start
+            mean_loss = (state["loss_sum"] / state["interval_steps"]).tolist()  # the only host sync
+            accuracy = (state["correct_sum"] / (state["interval_steps"] * len(yb))).tolist()
+            elapsed = state["compute_seconds"] + time.perf_counter() - start
             for i in range(k):
                 if diverged_at[i] is None:
                     histories[i].append({"step": step, "loss": mean_loss[i], "accuracy": accuracy[i],
                                          "lr": lr, "elapsed_seconds": elapsed})
                     if not math.isfinite(mean_loss[i]):
                         diverged_at[i] = step
-            loss_sum.zero_(), correct_sum.zero_()
-            interval_steps = 0
+            state["loss_sum"].zero_(), state["correct_sum"].zero_()
+            state["interval_steps"] = 0
             if all(d is not None for d in diverged_at):
                 break
+        if checkpointer and step < steps:
+            if checkpointer.stop.requested:
+                checkpointer.save(snapshot())
+                raise Preempted(step)
+            if checkpointer.due():
+                checkpointer.save(snapshot())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    compute_seconds = time.perf_counter() - start
+    compute_seconds = state["compute_seconds"] + time.perf_counter() - start
 
     results = []
     for i, model in enumerate(models):
@@ -197,5 +243,6 @@ def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict) 
         status = "ok" if diverged_at[i] is None else "diverged"
         final_loss = history[-1]["loss"] if history else math.nan
         # Each run is charged its share of the pack's compute.
-        results.append(TrainResult(status, history[-1]["step"], final_loss, compute_seconds / k, 0, history))
+        results.append(TrainResult(status, history[-1]["step"], final_loss, compute_seconds / k, resumed_from_step,
+                                   history))
     return results

@@ -1,4 +1,5 @@
-"""Train one run: resolved config in, the run directory's files out.
+"""Train runs: resolved config in, each run directory's files out; one run at a time, or a
+pack's runs together as one grouped model.
 
 Writes, each atomically, in this order: config.json, history.parquet, model.pt, and last
 training.parquet (the training job's record). Nothing outside the run directory is touched.
@@ -9,8 +10,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -21,12 +23,14 @@ from dataworth.data import load_dataset, nested_subset
 from dataworth.files import atomic_path
 from dataworth.models import build_model
 from dataworth.runs import RunDir
+from dataworth.study import SUPERVISED
 from dataworth.tracking.live import live_logging
 from dataworth.tracking.provenance import code_version
 from dataworth.tracking.schemas import HISTORY, TRAINING, write_parquet
 from dataworth.train.checkpoint import Checkpointer, StopRequest
 from dataworth.train.loop import train_model
 from dataworth.train.objectives import build_objective
+from dataworth.train.packed import PackMember, train_packed
 
 
 def resolve_device(name: str) -> torch.device:
@@ -50,6 +54,70 @@ def _generator(seed: int, device: torch.device) -> torch.Generator:
     return gen
 
 
+@dataclass
+class Prepared:
+    """A run ready to train: its model (initialised from the run's seed), data, policy, streams."""
+
+    run: dict
+    out: RunDir
+    data: object
+    objective: object
+    x: torch.Tensor
+    y: torch.Tensor | None
+    policy: object
+    batch_gen: torch.Generator
+    augment_gen: torch.Generator
+    process_start: float
+    startup: float = 0.0
+
+
+def prepare_run(run: dict, data_path: str | Path, out: RunDir, device: torch.device, process_start: float) -> Prepared:
+    out.write_config(run)
+    data = load_dataset(data_path, device)
+    subset = nested_subset(data.y["train"].cpu().numpy(), run["n_train"], run["seed"])
+    subset = torch.as_tensor(subset, device=device)
+    x, y = data.x["train"][subset], data.y["train"][subset]
+
+    seeds = seed_streams(run["seed"])
+    torch.manual_seed(seeds["init"])
+    model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
+    # Supervised: the classifier; self-supervised: its encoder + projector (and BYOL's target).
+    objective = build_objective(run, model).to(device)
+    if not objective.uses_labels:
+        y = None  # pretraining uses the n samples, not their labels
+    return Prepared(run, out, data, objective, x, y, build_policy(run["augmentation"]["ops"]),
+                    _generator(seeds["batches"], device), _generator(seeds["augment"], device), process_start)
+
+
+def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
+    """Write the run's history, weights and (last) training record; returns the record."""
+    run, out = prepared.run, prepared.out
+    history = pd.DataFrame(result.history)
+    history.insert(0, "run_id", run["run_id"])
+    write_parquet(history, HISTORY, out.history)
+    with atomic_path(out.model) as tmp:
+        torch.save(prepared.objective.network.state_dict(), tmp)
+    record = {
+        "run_id": run["run_id"],
+        "status": result.status,
+        "steps_completed": result.steps_completed,
+        "final_loss": result.final_loss,
+        "wall_seconds": time.perf_counter() - prepared.process_start,
+        "compute_seconds": result.compute_seconds,
+        "startup_seconds": prepared.startup,
+        "device": str(device),
+        "num_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "data_sha256": prepared.data.meta["sha256"],
+        "host": socket.gethostname(),
+        "resumed_from_step": result.resumed_from_step,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        **code_version(),
+    }
+    write_parquet(pd.DataFrame([record]), TRAINING, out.training)
+    return record
+
+
 def train_run(
     run: dict,
     data_path: str | Path,
@@ -68,57 +136,55 @@ def train_run(
     process_start = time.perf_counter() if process_start is None else process_start
     torch.set_num_threads(threads)
     device = resolve_device(run["train"]["device"])
-    out.write_config(run)
-
-    data = load_dataset(data_path, device)
-    subset = nested_subset(data.y["train"].cpu().numpy(), run["n_train"], run["seed"])
-    subset = torch.as_tensor(subset, device=device)
-    x, y = data.x["train"][subset], data.y["train"][subset]
-
-    seeds = seed_streams(run["seed"])
-    torch.manual_seed(seeds["init"])
-    model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
-    # Supervised: the classifier; self-supervised: its encoder + projector (and BYOL's target).
-    objective = build_objective(run, model).to(device)
-    if not objective.uses_labels:
-        y = None  # pretraining uses the n samples, not their labels
-    policy = build_policy(run["augmentation"]["ops"])
-
+    prepared = prepare_run(run, data_path, out, device, process_start)
     checkpointer = Checkpointer(
         out.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], stop or StopRequest().install()
     )
-    startup = time.perf_counter() - process_start
+    prepared.startup = time.perf_counter() - process_start
     with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set
         result = train_model(
-            objective, x, y, policy, run["train"],
-            batch_gen=_generator(seeds["batches"], device),
-            augment_gen=_generator(seeds["augment"], device),
-            checkpointer=checkpointer,
-            on_log=log_row,
+            prepared.objective, prepared.x, prepared.y, prepared.policy, run["train"],
+            batch_gen=prepared.batch_gen, augment_gen=prepared.augment_gen,
+            checkpointer=checkpointer, on_log=log_row,
         )
-
-    history = pd.DataFrame(result.history)
-    history.insert(0, "run_id", run["run_id"])
-    write_parquet(history, HISTORY, out.history)
-    with atomic_path(out.model) as tmp:
-        torch.save(objective.network.state_dict(), tmp)
-    record = {
-        "run_id": run["run_id"],
-        "status": result.status,
-        "steps_completed": result.steps_completed,
-        "final_loss": result.final_loss,
-        "wall_seconds": time.perf_counter() - process_start,
-        "compute_seconds": result.compute_seconds,
-        "startup_seconds": startup,
-        "device": str(device),
-        "num_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "data_sha256": data.meta["sha256"],
-        "host": socket.gethostname(),
-        "resumed_from_step": result.resumed_from_step,
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        **code_version(),
-    }
-    write_parquet(pd.DataFrame([record]), TRAINING, out.training)
+    record = finish_run(prepared, result, device)
     checkpointer.remove()
     return record
+
+
+def can_train_together(runs: list[dict], mode: str) -> bool:
+    """Whether `runs` (one pack: same model and recipe) train concurrently as one grouped model.
+
+    `mode` is resources.pack_training: `concurrent`, `sequential`, or `auto`, which trains
+    together on CUDA only (on a CPU small models are compute-bound and packing measured no
+    faster). Only supervised runs: the self-supervised objectives are not packed.
+    """
+    if len(runs) < 2 or mode == "sequential" or any(run["method"] != SUPERVISED for run in runs):
+        return False
+    return mode == "concurrent" or resolve_device(runs[0]["train"]["device"]).type == "cuda"
+
+
+def train_runs_together(runs: list[dict], data_path: str | Path, outs: list[RunDir], threads: int = 1,
+                        process_start: float | None = None, stop: StopRequest | None = None) -> list[dict]:
+    """Train a pack's runs concurrently as one grouped model (train/packed.py); returns their records.
+
+    Each run still gets exactly its own data, batch order, augmentations and initial weights, and
+    its own files. The pack checkpoints as one, in the first run's directory (resumed only by the
+    same runs trained together again).
+    """
+    process_start = time.perf_counter() if process_start is None else process_start
+    torch.set_num_threads(threads)
+    device = resolve_device(runs[0]["train"]["device"])
+    prepared = [prepare_run(run, data_path, out, device, process_start) for run, out in zip(runs, outs, strict=True)]
+    members = [PackMember(p.x, p.y, p.policy, p.batch_gen, p.augment_gen) for p in prepared]
+    checkpointer = Checkpointer(
+        outs[0].checkpoint, "pack:" + ",".join(run["run_id"] for run in runs),
+        runs[0]["train"]["checkpoint_every_seconds"], stop or StopRequest().install(),
+    )
+    startup = time.perf_counter() - process_start
+    for p in prepared:
+        p.startup = startup
+    results = train_packed([p.objective.network for p in prepared], members, runs[0]["train"], checkpointer)
+    records = [finish_run(p, result, device) for p, result in zip(prepared, results)]
+    checkpointer.remove()
+    return records

@@ -133,3 +133,21 @@ def test_cuda_device_without_cuda_is_a_clear_error(tmp_path, tiny_study, prepare
     run = one_run(tiny_study, device="cuda")
     with pytest.raises(RuntimeError, match="train.device is 'cuda' but CUDA is not available"):
         train_run(run, prepared, RunDir(tmp_path / "run"))
+
+
+def test_compile_trains_the_same_run_id_to_the_same_numbers(tmp_path, tiny_study, prepared):
+    """train.compile is execution-only: the same run id, the same model.pt keys, the same curve
+    within floating-point tolerance (inductor may fuse and reorder float operations)."""
+    plain = one_run(tiny_study)
+    compiled = one_run(tiny_study, compile=True)
+    assert compiled["run_id"] == plain["run_id"]
+    a, b = RunDir(tmp_path / "plain"), RunDir(tmp_path / "compiled")
+    train_run(plain, prepared, a)
+    train_run(compiled, prepared, b)
+    h_plain, h_compiled = read_parquet(a.history, HISTORY), read_parquet(b.history, HISTORY)
+    torch.testing.assert_close(torch.tensor(h_compiled["loss"].values), torch.tensor(h_plain["loss"].values),
+                               rtol=1e-4, atol=1e-5)
+    w_plain, w_compiled = torch.load(a.model), torch.load(b.model)
+    assert w_plain.keys() == w_compiled.keys()
+    for key in w_plain:
+        torch.testing.assert_close(w_compiled[key].float(), w_plain[key].float(), rtol=1e-3, atol=1e-4)

@@ -30,7 +30,7 @@ RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
 # run id so a study moved from a laptop to a cluster keeps its run ids. (The `eval` section is
 # left out too: a run's id names what was trained.)
-EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds")
+EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
 # Train settings a self-supervised run does not use (it has no labels): left out of its id.
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
 
@@ -71,6 +71,11 @@ class TrainSpec(_Strict):
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     checkpoint_every_seconds: float = Field(
         default=300, ge=0, description="checkpoint period for resuming after preemption; 0 = only on a stop signal"
+    )
+    compile: bool = Field(
+        default=False,
+        description="torch.compile the network for training: faster steps on a GPU after a compile of tens of "
+        "seconds per process; results equal within floating-point tolerance",
     )
 
     @field_validator("device")

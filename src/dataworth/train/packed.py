@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from dataworth.train.checkpoint import Checkpointer, Preempted
-from dataworth.train.loop import BatchStream, TrainResult, make_optimizer
+from dataworth.train.loop import BatchStream, TrainResult, fast_path, make_optimizer
 from dataworth.train.schedule import warmup_cosine
 
 
@@ -145,6 +145,7 @@ def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict,
     device = members[0].x.device
     steps, log_every = cfg["steps"], cfg["log_every"]
     packed = pack_modules(models).to(device)
+    layout = fast_path(packed, members[0].x, cfg)
     optimizer = make_optimizer(packed, cfg, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg["warmup_steps"], steps))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"], reduction="none")
@@ -196,7 +197,7 @@ def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict,
             idx = stream.next()
             batches.append(member.policy(member.x[idx], member.augment_gen))
             labels.append(member.y[idx])
-        xb = torch.cat(batches, dim=1)  # channel block k = run k's batch
+        xb = layout(torch.cat(batches, dim=1))  # channel block k = run k's batch
         yb = torch.stack(labels, dim=1)  # (B, K)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = packed(xb)

@@ -7,7 +7,8 @@
 2. augment: each batched policy against the same ops applied sample by sample;
 3. packing: K runs trained together (train/packed.py) against the same K runs one by one;
 4. study: the default study end to end against the sum of its runs' training compute, and the
-   fixed cost per run (process start to first step).
+   fixed cost per run (process start to first step); with the study's runs_per_job and with one
+   run per job.
 """
 
 from __future__ import annotations
@@ -218,8 +219,13 @@ def bench_packing(datasets: dict, device: torch.device, steps: int, ks: tuple[in
 # --- 4. the default study end to end ------------------------------------------------------------
 
 
-def bench_study(repo: Path, study: str, cores: int) -> list[dict]:
-    """Run `study` from scratch in a temporary copy of the workflow with real Snakemake."""
+def _run_study(repo: Path, spec: dict, cores: int) -> tuple[float, pd.DataFrame, list[float], int]:
+    """Run the study `spec` from scratch in a temporary copy of the workflow with real Snakemake;
+    its wall seconds, metrics table, each run's start-up seconds and its number of packs."""
+    import json
+
+    import yaml
+
     from dataworth.study import load_study
     from dataworth.tracking.schemas import METRICS, TRAINING, read_parquet
 
@@ -228,7 +234,7 @@ def bench_study(repo: Path, study: str, cores: int) -> list[dict]:
         shutil.copy(repo / "Snakefile", root / "Snakefile")
         shutil.copytree(repo / "workflow", root / "workflow")
         (root / "profiles").symlink_to("workflow/profiles")
-        shutil.copy(repo / study, root / "params.yaml")
+        (root / "params.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         bin_dir = Path(sys.executable).parent  # the rules call `dataworth`: it must be on PATH
         env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         start = time.perf_counter()
@@ -237,19 +243,43 @@ def bench_study(repo: Path, study: str, cores: int) -> list[dict]:
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f"the study failed under Snakemake:\n{proc.stderr[-3000:]}")
-        results = load_study(root / "params.yaml").results_dir(root / "results")
+        results = load_study(spec).results_dir(root / "results")
         metrics = read_parquet(results / "metrics.parquet", METRICS)
         startup = [read_parquet(p, TRAINING)["startup_seconds"].iloc[0] for p in results.glob("runs/*/training.parquet")]
-    compute = metrics["compute_seconds"].sum()
-    ideal = compute / cores  # the wall time if the cores did nothing but training steps
-    note = f"{len(metrics)} runs on {cores} cores; training compute {compute:.0f} s"
-    return [
-        _row("study", f"{study} end to end", "sum of training compute / cores", "cpu", ideal),
-        _row("study", f"{study} end to end", "snakemake wall time", "cpu", wall, baseline_seconds=ideal,
-             note=f"{note}; overhead {(wall - ideal) / wall:.0%} of wall time"),
-        _row("study", "fixed cost per run", "process start to first step (mean)", "cpu",
-             sum(startup) / len(startup), note="imports, data load, model build"),
-    ]
+        packs = len(json.loads((results / "packs.json").read_text())["packs"])
+    return wall, metrics, startup, packs
+
+
+def bench_study(repo: Path, study: str, cores: int) -> list[dict]:
+    """The study end to end, with its runs_per_job and with one run per job (the baseline), each
+    against the sum of its runs' training compute divided by the cores."""
+    import yaml
+
+    spec = yaml.safe_load((repo / study).read_text())
+    per_job = spec.get("resources", {}).get("runs_per_job", 1)
+    variants = [1] if per_job == 1 else [1, per_job]
+    rows, baseline = [], None
+    for k in variants:
+        spec.setdefault("resources", {})["runs_per_job"] = k
+        wall, metrics, startup, jobs = _run_study(repo, spec, cores)
+        compute = metrics["compute_seconds"].sum()
+        ideal = compute / cores  # the wall time if the cores did nothing but training steps
+        case = f"{study} end to end, {k} run{'s' if k > 1 else ''} per job"
+        note = f"{len(metrics)} runs in {jobs} train jobs on {cores} cores; training compute {compute:.0f} s"
+        rows += [
+            _row("study", case, "sum of training compute / cores", "cpu", ideal),
+            _row("study", case, "snakemake wall time", "cpu", wall, baseline_seconds=ideal,
+                 note=f"{note}; overhead {(wall - ideal) / wall:.0%} of wall time"),
+            _row("study", f"fixed cost per run, {k} run{'s' if k > 1 else ''} per job",
+                 "process start to first step (mean)", "cpu", sum(startup) / len(startup),
+                 note="imports, data load, model build (the first run of a job pays the imports)"),
+        ]
+        if baseline is None:
+            baseline = wall
+        else:
+            rows.append(_row("study", f"{study}: {k} runs per job vs. 1", "snakemake wall time", "cpu", wall,
+                             baseline_seconds=baseline, note="speedup over one run per job, same study"))
+    return rows
 
 
 def run_benchmarks(out: Path, device: str = "auto", quick: bool = False, study: str | None = "params.yaml",

@@ -32,9 +32,12 @@ def cmd_plan(args) -> None:
     from dataworth.runs import run_dir
     from dataworth.tracking.schemas import RUN_TABLE, SUMMARY, read_parquet, write_parquet
 
+    from dataworth.packs import Packs
+
     study = _load(args.study)
     table = study.run_table()
     results = study.results_dir(args.results)
+    pack_of = Packs(study, results).pack_of  # as recorded, or as the next `snakemake` would pack them
     states = []
     for run_id in table["run_id"]:
         rd = run_dir(results, run_id)
@@ -46,11 +49,13 @@ def cmd_plan(args) -> None:
             states.append("pending")
     if args.out:
         write_parquet(table, RUN_TABLE, args.out)
-    shown = table[["run_id", "method", "n_train", "augmentation", "model", "width", "seed"]].assign(state=states)
+    shown = table[["run_id", "method", "n_train", "augmentation", "model", "width", "seed"]].assign(
+        state=states, pack=[pack_of[run_id] for run_id in table["run_id"]])
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(shown.to_string(index=False))
     counts = pd.Series(states).value_counts().to_dict()
-    print(f"\nstudy {study.name!r}: {len(table)} runs in {results}/runs ({', '.join(f'{v} {k}' for k, v in counts.items())})")
+    print(f"\nstudy {study.name!r}: {len(table)} runs in {results}/runs ({', '.join(f'{v} {k}' for k, v in counts.items())}), "
+          f"{len(set(pack_of.values()))} packs of up to {study.spec.resources.runs_per_job} runs per job")
     if args.out:
         print(f"run table written to {args.out}")
 

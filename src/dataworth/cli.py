@@ -167,6 +167,7 @@ def _train_together(runs: list[dict], args, mode: str, process_start: float, sto
     except Exception as exc:
         print(f"warning: training the runs together failed ({type(exc).__name__}: {exc}); training them "
               "one by one", file=sys.stderr, flush=True)
+        pending[0][1].checkpoint.unlink(missing_ok=True)  # the pack's checkpoint: no use one by one
         return True
     for (run, out), record in zip(pending, records):
         with _run_log(out):

@@ -162,6 +162,9 @@ class _Tee:
         for stream in self.streams:
             stream.flush()
 
+    def __getattr__(self, name: str):  # isatty, fileno, encoding, ...: those of the job's stream
+        return getattr(self.streams[0], name)
+
 
 @contextlib.contextmanager
 def run_log(path: Path):

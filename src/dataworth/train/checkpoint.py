@@ -86,5 +86,16 @@ class Checkpointer:
             return None
         return state
 
+    def at_step_boundary(self, step: int, steps: int, snapshot) -> None:
+        """Between steps: on a stop request save `snapshot()` and raise `Preempted`; else save it
+        when one is due. Nothing after the last step (the run's outputs follow)."""
+        if step >= steps:
+            return
+        if self.stop.requested:
+            self.save(snapshot())
+            raise Preempted(step)
+        if self.due():
+            self.save(snapshot())
+
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

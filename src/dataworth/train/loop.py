@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from dataworth.train.checkpoint import Checkpointer, Preempted
+from dataworth.train.checkpoint import Checkpointer
 from dataworth.train.objectives import Objective, Supervised
 from dataworth.train.schedule import warmup_cosine
 
@@ -183,12 +183,8 @@ def train_model(
             if not math.isfinite(final_loss):
                 status = "diverged"
                 break
-        if checkpointer and step < steps:
-            if checkpointer.stop.requested:
-                checkpointer.save(snapshot())
-                raise Preempted(step)
-            if checkpointer.due():
-                checkpointer.save(snapshot())
+        if checkpointer:
+            checkpointer.at_step_boundary(step, steps, snapshot)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     compute_seconds = state["compute_seconds"] + time.perf_counter() - start

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dataworth.train.checkpoint import Checkpointer, Preempted
+from dataworth.train.checkpoint import Checkpointer
 from dataworth.train.loop import BatchStream, TrainResult, fast_path, make_optimizer
 from dataworth.train.schedule import warmup_cosine
 
@@ -227,12 +227,8 @@ def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict,
             state["interval_steps"] = 0
             if all(d is not None for d in diverged_at):
                 break
-        if checkpointer and step < steps:
-            if checkpointer.stop.requested:
-                checkpointer.save(snapshot())
-                raise Preempted(step)
-            if checkpointer.due():
-                checkpointer.save(snapshot())
+        if checkpointer:
+            checkpointer.at_step_boundary(step, steps, snapshot)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     compute_seconds = state["compute_seconds"] + time.perf_counter() - start

@@ -88,12 +88,14 @@ def test_checkpoint_of_another_run_is_ignored(tmp_path, setup):
     assert record["resumed_from_step"] == 0 and record["steps_completed"] == 60
 
 
-def start_training(study: dict, run_id: str, data, out: RunDir) -> subprocess.Popen:
+def start_training(study: dict, run_id: str | list[str], data, out: RunDir) -> subprocess.Popen:
+    """`dataworth train` of one run (or of a pack of runs) into out's parent folder."""
     out.path.parent.mkdir(parents=True, exist_ok=True)
     study_file = out.path.parent / "study.json"
     study_file.write_text(json.dumps(study))
+    run_ids = [run_id] if isinstance(run_id, str) else run_id
     return subprocess.Popen(
-        [str(BIN / "dataworth"), "train", "--study", str(study_file), "--run-id", run_id,
+        [str(BIN / "dataworth"), "train", "--study", str(study_file), *(a for r in run_ids for a in ("--run-id", r)),
          "--data", str(data), "--runs", str(out.path.parent)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -134,3 +136,31 @@ def test_signalled_or_killed_process_resumes_to_identical_results(tmp_path, tiny
     record = read_parquet(out.training, TRAINING).iloc[0]
     assert 0 < record["resumed_from_step"] < 3000
     assert_same(outcome(out, data), outcome(reference, data))
+
+
+def test_a_stopped_pack_job_keeps_its_trained_runs_and_resumes_the_one_in_progress(tmp_path, tiny_study, setup):
+    """A job training two runs one after another is signalled during the second: the first stays
+    trained, the second checkpoints, the job exits 75; started again, it skips the first and
+    resumes the second to the numbers of an uninterrupted run."""
+    _, data = setup
+    tiny_study["train"].update(steps=3000, log_every=100, checkpoint_every_seconds=0.3)
+    first, second = load_study(tiny_study).runs[:2]
+    reference = RunDir(tmp_path / "reference")
+    train_run(second, data, reference)
+
+    runs = tmp_path / "runs"
+    out_first, out_second = RunDir(runs / first["run_id"]), RunDir(runs / second["run_id"])
+    pack = [first["run_id"], second["run_id"]]
+    proc = start_training(tiny_study, pack, data, out_second)
+    wait_for(out_second.checkpoint, proc)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 75, output
+    assert out_first.training.exists() and not out_second.training.exists()
+
+    rerun = start_training(tiny_study, pack, data, out_second)
+    output = rerun.communicate(timeout=120)[0]
+    assert rerun.returncode == 0, output
+    assert f"[1/2] run {first['run_id']}: already done, skipped" in output
+    assert 0 < read_parquet(out_second.training, TRAINING).iloc[0]["resumed_from_step"] < 3000
+    assert_same(outcome(out_second, data), outcome(reference, data))

@@ -45,6 +45,9 @@ TRAINER_CASES = [  # dataset, model, width, policy
     ("digits", "cnn2d", 16, IMAGE_POLICY),
     ("digits", "resnet18", 16, IMAGE_POLICY),
 ]
+# The issue's reference case, on CUDA only (minutes per step on a CPU): random 32x32 RGB images,
+# as CIFAR-10 has (no download: throughput does not depend on the pixels).
+REFERENCE_CASE = ("cifar-shaped", "resnet18", 64, IMAGE_POLICY)
 AUGMENT_CASES = {
     "shift": [SIGNAL_POLICY[0]], "scale": [SIGNAL_POLICY[1]], "correlated_noise": [SIGNAL_POLICY[2]],
     "noise": [{"op": "noise", "std": 0.1}], "shift_scale_noise": SIGNAL_POLICY,
@@ -94,19 +97,24 @@ class PerSampleDataset(torch.utils.data.Dataset):
         return self.policy(self.x[i : i + 1], self.gen)[0], self.y[i]
 
 
-def _baseline_train(model, x, y, ops, cfg, steps, warmup, workers) -> float:
+def _baseline_train(model, x, y, ops, cfg, steps, warmup, workers, device) -> float:
+    """The usual loop: batches from DataLoader workers (pinned and copied to a GPU, if one),
+    float32, the same model, optimizer and steps."""
     loader = torch.utils.data.DataLoader(
         PerSampleDataset(x, y, ops, 0), batch_size=cfg["batch_size"], shuffle=True, drop_last=True,
-        num_workers=workers, persistent_workers=workers > 0,
+        num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
     )
-    optimizer = make_optimizer(model, cfg, torch.device("cpu"))
+    model = model.to(device)
+    optimizer = make_optimizer(model, cfg, device)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     done, start = 0, None
     while done < steps + warmup:
         for xb, yb in loader:
             if done == warmup:
+                _sync(device)
                 start = time.perf_counter()
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             loss = loss_fn(model(xb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -114,6 +122,7 @@ def _baseline_train(model, x, y, ops, cfg, steps, warmup, workers) -> float:
             done += 1
             if done == steps + warmup:
                 break
+    _sync(device)
     return time.perf_counter() - start
 
 
@@ -127,24 +136,40 @@ def _dataworth_train(model, x, y, ops, cfg, steps, warmup) -> float:
     return time.perf_counter() - start
 
 
-def bench_trainer(datasets: dict, device: torch.device, steps: int, workers: int) -> list[dict]:
+def bench_trainer(datasets: dict, device: torch.device, steps: int, workers: int, compile: bool) -> list[dict]:
+    """Each case: the DataLoader baseline, dataworth's loop, and (with `compile`) dataworth's loop
+    with train.compile; on CUDA also the reference case, ResNet-18 width 64 on 32x32 images."""
     rows, warmup = [], 10
-    for name, model_name, width, ops in TRAINER_CASES:
+    cases = TRAINER_CASES + ([REFERENCE_CASE] if device.type == "cuda" else [])
+    for name, model_name, width, ops in cases:
         data = datasets[name]
         case = f"{name} {model_name}-{width} batch {RECIPE['batch_size']}"
         cfg = dict(RECIPE)
         make = lambda: build_model(model_name, width, data.sample_shape, data.num_classes)
         x_cpu, y_cpu = data.x["train"].cpu(), data.y["train"].cpu()
-        baseline = _baseline_train(make(), x_cpu, y_cpu, ops, cfg, steps, warmup, workers)
-        rows.append(_row("trainer", case, f"DataLoader baseline ({workers} workers, CPU)", "cpu", baseline,
-                         steps * cfg["batch_size"], steps))
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        ours = _dataworth_train(make().to(device), data.x["train"].to(device), data.y["train"].to(device), ops, cfg,
-                                steps, warmup)
-        rows.append(_row("trainer", case, "dataworth", device, ours, steps * cfg["batch_size"], steps, baseline,
-                         peak_memory_mb=_peak_memory_mb(device)))
+        samples = steps * cfg["batch_size"]
+        baseline = _baseline_train(make(), x_cpu, y_cpu, ops, cfg, steps, warmup, workers, device)
+        rows.append(_row("trainer", case, f"DataLoader baseline ({workers} workers, float32)", device, baseline,
+                         samples, steps, note=_flops_note(model_name, width, samples, baseline, data)))
+        for variant, variant_cfg in (("dataworth", cfg), ("dataworth + torch.compile", dict(cfg, compile=True))):
+            if variant_cfg.get("compile") and not compile:
+                continue
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            ours = _dataworth_train(make().to(device), data.x["train"].to(device), data.y["train"].to(device), ops,
+                                    variant_cfg, steps, warmup)
+            rows.append(_row("trainer", case, variant, device, ours, samples, steps, baseline,
+                             peak_memory_mb=_peak_memory_mb(device),
+                             note=_flops_note(model_name, width, samples, ours, data)))
     return rows
+
+
+def _flops_note(model_name: str, width: int, samples: int, seconds: float, data) -> str:
+    """For the reference case: the arithmetic rate reached, at about 1.7 GFLOP per training sample
+    (forward and backward of ResNet-18 width 64 on a 32x32 image)."""
+    if (model_name, width, data.sample_shape) != ("resnet18", 64, (3, 32, 32)):
+        return ""
+    return f"{samples * 1.7e9 / seconds / 1e12:.1f} TFLOP/s at 1.7 GFLOP per training sample"
 
 
 # --- 2. batched augmentation against a per-sample loop --------------------------------------------
@@ -292,12 +317,24 @@ def run_benchmarks(out: Path, device: str = "auto", quick: bool = False, study: 
             datasets[name] = load_dataset(Path(tmp) / f"{name}.pt", dev)
     rows = []
     rows += bench_augment(datasets, dev, batch=128, repeats=3 if quick else 20)
-    rows += bench_trainer(datasets, dev, steps=5 if quick else 200, workers=workers)
+    if dev.type == "cuda":
+        datasets["cifar-shaped"] = _random_images(dev)
+    rows += bench_trainer(datasets, dev, steps=5 if quick else 200, workers=workers, compile=not quick)
     rows += bench_packing(datasets, dev, steps=5 if quick else 200, ks=(1, 4) if quick else (1, 4, 16))
     table = _write(rows, out)  # written before the study, which takes minutes and may fail
     if study:
         table = _write(rows + bench_study(repo, study, cores), out)
     return table
+
+
+def _random_images(device: torch.device, n: int = 10_000):
+    from dataworth.data import Dataset
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 32, 32, generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    return Dataset(meta={"num_classes": 10, "sample_shape": [3, 32, 32]}, x={"train": x.to(device)},
+                   y={"train": y.to(device)})
 
 
 def _write(rows: list[dict], out: Path) -> pd.DataFrame:

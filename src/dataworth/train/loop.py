@@ -46,6 +46,35 @@ class BatchStream:
                 return torch.cat(parts)
 
 
+def resume_point(model: nn.Module, optimizer, schedule, gens: list[torch.Generator],
+                 streams: list[BatchStream]) -> dict:
+    """What a checkpoint holds besides the loop's counters: weights, optimizer and schedule, and
+    where every random stream stands (generators and the current pass of each batch stream), so
+    that a resumed run draws exactly the batches and augmentations it would have drawn."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "gens": [gen.get_state() for gen in gens],
+        "batches": [{"perm": stream.perm, "pos": stream.pos} for stream in streams],
+    }
+
+
+def restore_resume_point(saved: dict, model: nn.Module, optimizer, schedule, gens: list[torch.Generator],
+                         streams: list[BatchStream], state: dict) -> None:
+    """Put everything `resume_point` saved back, and the loop's counters into `state`."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    schedule.load_state_dict(saved["schedule"])
+    for gen, gen_state in zip(gens, saved["gens"], strict=True):
+        gen.set_state(gen_state)
+    for stream, order in zip(streams, saved["batches"], strict=True):
+        stream.perm, stream.pos = order["perm"].to(stream.device), order["pos"]
+    state.update(saved["loop"], compute_seconds=saved["compute_seconds"])
+    device = streams[0].device
+    state["loss_sum"], state["correct_sum"] = state["loss_sum"].to(device), state["correct_sum"].to(device)
+
+
 def make_optimizer(model: nn.Module, cfg: dict, device: torch.device) -> torch.optim.Optimizer:
     # Fused kernels are a large win on CUDA and unavailable on every CPU build, so only there.
     fused = {"fused": True} if device.type == "cuda" else {}
@@ -123,28 +152,18 @@ def train_model(
         "compute_seconds": 0.0,  # training-loop time of earlier starts of this run
     }
 
+    gens, streams = [batch_gen, augment_gen], [batches]
+
     def snapshot() -> dict:
         return {
             "loop": state,
-            "model": objective.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "batch_gen": batch_gen.get_state(),
-            "augment_gen": augment_gen.get_state(),
-            "batches": {"perm": batches.perm, "pos": batches.pos},
+            **resume_point(objective, optimizer, schedule, gens, streams),
             "compute_seconds": state["compute_seconds"] + time.perf_counter() - start,
         }
 
     saved = checkpointer.load() if checkpointer else None
     if saved:
-        objective.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        batch_gen.set_state(saved["batch_gen"])
-        augment_gen.set_state(saved["augment_gen"])
-        batches.perm, batches.pos = saved["batches"]["perm"].to(device), saved["batches"]["pos"]
-        state.update(saved["loop"], compute_seconds=saved["compute_seconds"])
-        state["loss_sum"], state["correct_sum"] = state["loss_sum"].to(device), state["correct_sum"].to(device)
+        restore_resume_point(saved, objective, optimizer, schedule, gens, streams, state)
     resumed_from_step = state["step"]
 
     objective.train()

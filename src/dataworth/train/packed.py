@@ -30,7 +30,9 @@ import torch
 from torch import nn
 
 from dataworth.train.checkpoint import Checkpointer
-from dataworth.train.loop import BatchStream, TrainResult, fast_path, make_optimizer
+from dataworth.train.loop import (
+    BatchStream, TrainResult, fast_path, make_optimizer, restore_resume_point, resume_point,
+)
 from dataworth.train.schedule import warmup_cosine
 
 
@@ -161,31 +163,18 @@ def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict,
         "compute_seconds": 0.0,  # training-loop time of earlier starts of this pack
     }
 
+    gens = [m.batch_gen for m in members] + [m.augment_gen for m in members]
+
     def snapshot() -> dict:
         return {
             "loop": state,
-            "model": packed.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "schedule": schedule.state_dict(),
-            "batch_gens": [m.batch_gen.get_state() for m in members],
-            "augment_gens": [m.augment_gen.get_state() for m in members],
-            "batches": [{"perm": b.perm, "pos": b.pos} for b in streams],
+            **resume_point(packed, optimizer, schedule, gens, streams),
             "compute_seconds": state["compute_seconds"] + time.perf_counter() - start,
         }
 
     saved = checkpointer.load() if checkpointer else None
     if saved:
-        packed.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        for member, stream, batch_state, augment_state, order in zip(
-            members, streams, saved["batch_gens"], saved["augment_gens"], saved["batches"], strict=True
-        ):
-            member.batch_gen.set_state(batch_state)
-            member.augment_gen.set_state(augment_state)
-            stream.perm, stream.pos = order["perm"].to(device), order["pos"]
-        state.update(saved["loop"], compute_seconds=saved["compute_seconds"])
-        state["loss_sum"], state["correct_sum"] = state["loss_sum"].to(device), state["correct_sum"].to(device)
+        restore_resume_point(saved, packed, optimizer, schedule, gens, streams, state)
     resumed_from_step = state["step"]
     histories, diverged_at = state["histories"], state["diverged_at"]
 

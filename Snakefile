@@ -1,6 +1,7 @@
 # dataworth: load and validate the study, include one rule file per stage, target `all`.
 # The study is params.yaml, or the file given with --configfile (then params.yaml is not read).
 import json
+import sys
 
 from dataworth.cluster.resources import snakemake_resources
 from dataworth.packs import Packs
@@ -35,6 +36,19 @@ except ValueError as error:
     raise WorkflowError(str(error)) from None
 PACK_DIR = RESULTS + "/packs/{pack_id}"
 
+# Every pack's done-marker of every stage, all targets of `all`: Snakemake plans a job for a
+# missing marker only when a target asks for it (an intermediate file going missing reruns nothing).
+PACK_MARKERS = [f"{RESULTS}/packs/{pack_id}/{stage}.done" for pack_id in PACKS.members for stage in PACKS.stages(pack_id)]
+
+# A run's deleted file is made again: its pack's stale done-marker goes before planning (so a dry
+# run shows the job too), the pack's job runs, and it redoes only what is missing (training skips
+# runs already trained). Markers are bookkeeping: removing one loses no result. Only the main
+# process checks: the jobs' own Snakemake processes parse this file too.
+if workflow.is_main_process:
+    for marker, missing in PACKS.stale_markers():
+        print(f"dataworth: run(s) {', '.join(missing)} lack their {marker.stem} output: "
+              f"pack {marker.parent.name}'s {marker.stem} job runs again", file=sys.stderr)
+        marker.unlink(missing_ok=True)
 
 def pack_runs(wildcards) -> str:
     """The pack's runs as arguments of the dataworth commands."""
@@ -66,4 +80,5 @@ rule all:
     input:
         f"{RESULTS}/metrics.parquet",
         f"{RESULTS}/report",
+        PACK_MARKERS,
     default_target: True

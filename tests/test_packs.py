@@ -72,6 +72,26 @@ def test_registry_is_written_once_and_read_back(tmp_path, tiny_study):
     assert sum(len(m) for m in again.members.values()) == 8
 
 
+def test_markers_follow_the_runs_files(tmp_path, tiny_study):
+    """mark_finished writes a stage's marker once every run of the pack has its file;
+    stale_markers finds a marker whose runs lost theirs, naming exactly those runs."""
+    tiny_study["resources"] = {"runs_per_job": 3}
+    packs = Packs(load_study(tiny_study), tmp_path)
+    pack_id, members = next(iter(packs.members.items()))
+    assert packs.stages(pack_id) == ["train", "evaluate", "rankme"]
+    for run_id in members[:2]:
+        (tmp_path / "runs" / run_id).mkdir(parents=True)
+        (tmp_path / "runs" / run_id / "training.parquet").touch()
+    assert packs.mark_finished(pack_id) == [] and packs.stale_markers() == []
+    (tmp_path / "runs" / members[2]).mkdir()
+    (tmp_path / "runs" / members[2] / "training.parquet").touch()
+    assert packs.mark_finished(pack_id) == ["train"]
+    marker = tmp_path / "packs" / pack_id / "train.done"
+    assert marker.exists() and packs.stale_markers() == []
+    (tmp_path / "runs" / members[1] / "training.parquet").unlink()
+    assert packs.stale_markers() == [(marker, [members[1]])]
+
+
 def test_an_unreadable_registry_is_a_clear_error(tmp_path, tiny_study):
     (tmp_path / "packs.json").write_text("{not json")
     with pytest.raises(ValueError, match="unreadable pack registry .* delete it to pack anew"):

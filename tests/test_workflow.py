@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 
 import pytest
+
+from conftest import BIN
 
 from dataworth.study import load_study
 from dataworth.tracking.schemas import FITS, METRICS, read_parquet
@@ -186,16 +190,41 @@ def test_packed_jobs_train_several_runs_and_a_failed_run_takes_no_other_down(pro
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_a_deleted_result_file_is_named_with_the_marker_to_delete(project, tiny_study):
+def test_a_deleted_run_file_is_made_again_by_its_pack_and_nothing_else_retrains(project, tiny_study):
+    tiny_study["resources"] = {"runs_per_job": 2}
     project.write_study(tiny_study)
     project.snakemake()
     study = load_study(tiny_study)
-    run_id = study.runs[2]["run_id"]
-    (project.results() / "runs" / run_id / "summary.parquet").unlink()
-    (project.results() / "metrics.parquet").unlink()
-    proc = project.snakemake(check=False)
-    assert proc.returncode != 0
-    log = (project.results() / "logs" / "collect.log").read_text()
-    pack = json.loads((project.results() / "packs.json").read_text())["packs"]
-    pack_id = next(p for p, members in pack.items() if run_id in members)
-    assert f"runs/{run_id}/summary.parquet" in log and f"packs/{pack_id}/evaluate.done" in log
+    runs = project.results() / "runs"
+    packs = json.loads((project.results() / "packs.json").read_text())["packs"]
+    pack_of = {run_id: pack_id for pack_id, members in packs.items() for run_id in members}
+    gone, unevaluated = study.runs[0]["run_id"], study.runs[3]["run_id"]
+    assert pack_of[gone] != pack_of[unevaluated]
+    trained = {p: p.stat().st_mtime_ns for p in runs.glob("*/training.parquet")}
+    shutil.rmtree(runs / gone)
+    (runs / unevaluated / "summary.parquet").unlink()
+
+    # By hand, collect names the missing file and the marker that stands for it.
+    by_hand = subprocess.run(
+        [str(BIN / "dataworth"), "collect", "results/tiny/study.json", "--out", "by-hand.parquet"],
+        cwd=project.root, capture_output=True, text=True,
+    )
+    assert by_hand.returncode == 1
+    assert f"runs/{unevaluated}/summary.parquet" in by_hand.stderr
+    assert f"packs/{pack_of[unevaluated]}/evaluate.done" in by_hand.stderr
+
+    # Snakemake sees the stale markers, says so, and runs only those packs' jobs.
+    dry = project.snakemake("-n")
+    assert f"pack {pack_of[gone]}'s train job runs again" in dry.stderr
+    assert f"pack {pack_of[unevaluated]}'s evaluate job runs again" in dry.stderr
+    assert jobs_run(dry.stdout + dry.stderr) == {
+        "train": 1, "evaluate": 2, "rankme": 1, "collect": 1, "report": 1, "all": 1,
+    }
+    project.snakemake()
+    metrics = read_parquet(project.results() / "metrics.parquet", METRICS)
+    assert sorted(metrics["run_id"]) == sorted(r["run_id"] for r in study.runs)
+    # Only the deleted run trained again; its pack-mate was skipped.
+    for path, mtime in trained.items():
+        assert path.stat().st_mtime_ns == mtime or path.parent.name == gone, path
+    assert (runs / gone / "training.parquet").exists() and (runs / unevaluated / "summary.parquet").exists()
+    assert "Nothing to be done" in project.snakemake().stderr

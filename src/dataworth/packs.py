@@ -112,6 +112,28 @@ class Packs:
         """The workflow's jobs for a pack: train, evaluate and the evaluations its runs' method asks for."""
         return ["train", "evaluate", *self.study.evaluations(self.study.run(self.members[pack_id][0]))]
 
+    def _missing(self, pack_id: str, stage: str) -> list[str]:
+        """The pack's runs without their file of `stage`."""
+        from dataworth.runs import RunDir
+
+        return [run_id for run_id in self.members[pack_id]
+                if not getattr(RunDir(self.results_dir / "runs" / run_id), STAGE_FILES[stage]).exists()]
+
+    def stale_markers(self) -> list[tuple[Path, list[str]]]:
+        """Done-markers whose runs' files are gone, each with the runs missing theirs.
+
+        A user deletes a run's file (or its directory) to have it made again; Snakemake only sees
+        the pack's marker, so the workflow removes such markers before it plans. The pack's job
+        then redoes only what is missing: training skips runs already trained.
+        """
+        stale = []
+        for pack_id in self.members:
+            for stage in self.stages(pack_id):
+                marker = self.results_dir / "packs" / pack_id / f"{stage}.done"
+                if marker.exists() and (missing := self._missing(pack_id, stage)):
+                    stale.append((marker, missing))
+        return stale
+
     def mark_finished(self, pack_id: str) -> list[str]:
         """Write the pack's done-markers of every stage all its runs have finished; the stages marked.
 
@@ -119,13 +141,9 @@ class Packs:
         their packs done instead of running their jobs again. Markers are written after the runs'
         files, so modification times stay in pipeline order.
         """
-        from dataworth.runs import RunDir
-
         marked = []
         for stage in self.stages(pack_id):
-            made = [getattr(RunDir(self.results_dir / "runs" / run_id), STAGE_FILES[stage])
-                    for run_id in self.members[pack_id]]
-            if all(path.exists() for path in made):
+            if not self._missing(pack_id, stage):
                 marker = self.results_dir / "packs" / pack_id / f"{stage}.done"
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.touch()

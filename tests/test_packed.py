@@ -184,3 +184,30 @@ def test_the_train_command_trains_a_pack_together_with_each_run_in_its_own_files
     # Run again: every run is trained, nothing is done.
     again = subprocess.run(command + ["--run-id", runs[0]["run_id"]], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already done, skipped" in again.stdout
+
+
+def test_a_failed_grouped_pack_drops_its_checkpoint_and_keeps_each_runs_own(tiny_study, tmp_path, monkeypatch):
+    """Falling back to one-by-one training (after out of memory, say) must not cost a run the
+    progress of its own checkpoint: the pack checkpoints in a file of its own."""
+    import argparse
+    import time
+
+    import dataworth.train.run
+    from dataworth.cli import _train_together
+    from dataworth.runs import RunDir
+    from dataworth.study import load_study
+
+    runs = load_study(tiny_study).runs[:2]
+    first = RunDir(tmp_path / "runs" / runs[0]["run_id"])
+    first.path.mkdir(parents=True)
+    first.checkpoint.write_bytes(b"this run's own progress")
+
+    def out_of_memory(runs, data, outs, **kwargs):
+        outs[0].pack_checkpoint.write_bytes(b"the pack's progress")
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(dataworth.train.run, "train_runs_together", out_of_memory)
+    args = argparse.Namespace(runs=str(tmp_path / "runs"), data="unused.pt", threads=1)
+    assert _train_together(runs, args, "concurrent", time.perf_counter(), stop=None)
+    assert first.checkpoint.read_bytes() == b"this run's own progress"
+    assert not first.pack_checkpoint.exists()

@@ -79,16 +79,18 @@ def test_markers_follow_the_runs_files(tmp_path, tiny_study):
     packs = Packs(load_study(tiny_study), tmp_path)
     pack_id, members = next(iter(packs.members.items()))
     assert packs.stages(pack_id) == ["train", "evaluate", "rankme"]
-    for run_id in members[:2]:
+    trained = ("model.pt", "history.parquet", "training.parquet")  # all three, or not trained
+    for run_id in members:
         (tmp_path / "runs" / run_id).mkdir(parents=True)
-        (tmp_path / "runs" / run_id / "training.parquet").touch()
+        for name in trained:
+            (tmp_path / "runs" / run_id / name).touch()
+    (tmp_path / "runs" / members[2] / "model.pt").unlink()
     assert packs.mark_finished(pack_id) == [] and packs.stale_markers() == []
-    (tmp_path / "runs" / members[2]).mkdir()
-    (tmp_path / "runs" / members[2] / "training.parquet").touch()
+    (tmp_path / "runs" / members[2] / "model.pt").touch()
     assert packs.mark_finished(pack_id) == ["train"]
     marker = tmp_path / "packs" / pack_id / "train.done"
     assert marker.exists() and packs.stale_markers() == []
-    (tmp_path / "runs" / members[1] / "training.parquet").unlink()
+    (tmp_path / "runs" / members[1] / "model.pt").unlink()
     assert packs.stale_markers() == [(marker, [members[1]])]
 
 

@@ -43,7 +43,7 @@ def cmd_plan(args) -> None:
         rd = run_dir(results, run_id)
         if rd.summary.exists():
             states.append(read_parquet(rd.summary, SUMMARY)["status"].iloc[0])
-        elif rd.training.exists():
+        elif rd.trained:
             states.append("trained")
         else:
             states.append("pending")
@@ -141,7 +141,7 @@ def cmd_train(args) -> None:
             starts = iter([])
         # A run trained earlier (by an earlier job of this pack, or `dataworth submit`) is kept;
         # after training together, only runs left untrained (if that failed) are trained here.
-        for_each_run_or_exit(runs, args.runs, "train", train_one, done=lambda out: out.training.exists())
+        for_each_run_or_exit(runs, args.runs, "train", train_one, done=lambda out: out.trained)
     except Preempted as stopped:
         print(stopped, flush=True)
         _requeue_slurm_job()
@@ -156,7 +156,7 @@ def _train_together(runs: list[dict], args, mode: str, process_start: float, sto
     from dataworth.train.run import can_train_together, train_runs_together
 
     outs = [RunDir(Path(args.runs) / run["run_id"]) for run in runs]
-    pending = [(run, out) for run, out in zip(runs, outs) if not out.training.exists()]
+    pending = [(run, out) for run, out in zip(runs, outs) if not out.trained]
     if not can_train_together([run for run, _ in pending], mode):
         return False
     ids = [run["run_id"] for run, _ in pending]
@@ -167,7 +167,7 @@ def _train_together(runs: list[dict], args, mode: str, process_start: float, sto
     except Exception as exc:
         print(f"warning: training the runs together failed ({type(exc).__name__}: {exc}); training them "
               "one by one", file=sys.stderr, flush=True)
-        pending[0][1].checkpoint.unlink(missing_ok=True)  # the pack's checkpoint: no use one by one
+        pending[0][1].pack_checkpoint.unlink(missing_ok=True)  # no use one by one; runs keep their own
         return True
     for (run, out), record in zip(pending, records):
         with _run_log(out):

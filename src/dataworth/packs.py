@@ -32,7 +32,6 @@ from dataworth.study import canonical_json, short_hash
 
 REGISTRY_NAME = "packs.json"
 # Each stage's job (rule) and the file it writes for every run of its pack (a RunDir attribute).
-STAGE_FILES = {"train": "training", "evaluate": "summary", "probe": "probe", "knn": "knn", "rankme": "rankme"}
 # Run keys that may differ inside a pack: a pack shares everything else (model, recipe, method).
 PER_RUN_KEYS = ("run_id", "n_train", "augmentation", "seed")
 
@@ -116,8 +115,7 @@ class Packs:
         """The pack's runs without their file of `stage`."""
         from dataworth.runs import RunDir
 
-        return [run_id for run_id in self.members[pack_id]
-                if not getattr(RunDir(self.results_dir / "runs" / run_id), STAGE_FILES[stage]).exists()]
+        return [run_id for run_id in self.members[pack_id] if not RunDir(self.results_dir / "runs" / run_id).done(stage)]
 
     def stale_markers(self) -> list[tuple[Path, list[str]]]:
         """Done-markers whose runs' files are gone, each with the runs missing theirs.

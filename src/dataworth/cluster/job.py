@@ -33,7 +33,7 @@ class RunJob(submitit.helpers.Checkpointable):
         out = RunDir(Path(self.run_dir))
         # The CPUs SLURM gave the job, as the Snakemake rules do; 1 elsewhere.
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
-        if not out.training.exists():
+        if not out.trained:
             self._train(out, threads)
         # What the per-run rules after `train` do, each skipped when its file exists (a requeued
         # job goes on where it stopped).

@@ -40,7 +40,7 @@ def run_state(run_dir) -> str:
         from dataworth.tracking.schemas import SUMMARY, read_parquet
 
         return str(read_parquet(run_dir.summary, SUMMARY)["status"].iloc[0])
-    if run_dir.training.exists():
+    if run_dir.trained:
         return "trained"
     if run_dir.path.exists():
         return "failed"
@@ -162,8 +162,8 @@ def register(sub) -> None:
     p.add_argument("--status", choices=list(SELECTIONS), default="unfinished",
                    help="which runs, by the state of their run directory: unfinished (default: pending, "
                    "failed and trained), pending (never started), failed (started but not trained: crashed, "
-                   "killed, or still running elsewhere), trained (not fully evaluated), all (also finished "
-                   "runs: retrains them)")
+                   "killed, or still running elsewhere), trained (not fully evaluated), all (every run: a finished "
+                   "run's job finds its files and does nothing; delete a run's directory to redo it)")
     p.add_argument("--runs", help="only these run ids (comma-separated), within --status")
     p.add_argument("--executor", choices=["slurm", "local"], default="slurm",
                    help="slurm (default), or local: the same path on this machine with submitit's local executor")

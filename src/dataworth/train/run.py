@@ -178,7 +178,7 @@ def train_runs_together(runs: list[dict], data_path: str | Path, outs: list[RunD
     prepared = [prepare_run(run, data_path, out, device, process_start) for run, out in zip(runs, outs, strict=True)]
     members = [PackMember(p.x, p.y, p.policy, p.batch_gen, p.augment_gen) for p in prepared]
     checkpointer = Checkpointer(
-        outs[0].checkpoint, "pack:" + ",".join(run["run_id"] for run in runs),
+        outs[0].pack_checkpoint, "pack:" + ",".join(run["run_id"] for run in runs),
         runs[0]["train"]["checkpoint_every_seconds"], stop or StopRequest().install(),
     )
     startup = time.perf_counter() - process_start

@@ -38,7 +38,9 @@ PACK_DIR = RESULTS + "/packs/{pack_id}"
 
 # Every pack's done-marker of every stage, all targets of `all`: Snakemake plans a job for a
 # missing marker only when a target asks for it (an intermediate file going missing reruns nothing).
-PACK_MARKERS = [f"{RESULTS}/packs/{pack_id}/{stage}.done" for pack_id in PACKS.members for stage in PACKS.stages(pack_id)]
+PACK_MARKERS = [
+    f"{RESULTS}/packs/{pack_id}/{stage}.done" for pack_id in PACKS.members for stage in PACKS.stages(pack_id)
+]
 
 # A run's deleted file is made again: its pack's stale done-marker goes before planning (so a dry
 # run shows the job too), the pack's job runs, and it redoes only what is missing (training skips

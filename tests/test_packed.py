@@ -211,3 +211,34 @@ def test_a_failed_grouped_pack_drops_its_checkpoint_and_keeps_each_runs_own(tiny
     assert _train_together(runs, args, "concurrent", time.perf_counter(), stop=None)
     assert first.checkpoint.read_bytes() == b"this run's own progress"
     assert not first.pack_checkpoint.exists()
+
+
+def test_layers_that_would_mix_runs_are_refused():
+    from torch import nn
+
+    from dataworth.train.packed import check_packed
+
+    def softmaxed():
+        return nn.Sequential(nn.Conv1d(1, 4, 3), nn.Softmax(dim=1))
+
+    with pytest.raises(ValueError, match="cannot pack Softmax: not known to keep runs' channels apart"):
+        pack_modules([softmaxed(), softmaxed()])
+
+    class Centred(nn.Module):
+        """A container whose own forward subtracts the mean over all channels: it mixes runs."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(1, 4, 3)
+
+        def forward(self, x):
+            x = self.conv(x)
+            return x - x.mean(dim=1, keepdim=True)
+
+    torch.manual_seed(0)
+    models = [Centred(), Centred()]
+    xs = [torch.randn(4, 1, 16) for _ in models]
+    with pytest.raises(ValueError, match="does not compute run 0 as its own model does .* mix the runs' channels"):
+        check_packed(pack_modules(models), models, xs)
+    fine = [build_model("cnn1d", 4, (1, 32), num_classes=5) for _ in range(2)]
+    check_packed(pack_modules(fine), fine, [torch.randn(4, 1, 32) for _ in fine])  # no error

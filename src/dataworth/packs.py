@@ -115,7 +115,8 @@ class Packs:
         """The pack's runs without their file of `stage`."""
         from dataworth.runs import RunDir
 
-        return [run_id for run_id in self.members[pack_id] if not RunDir(self.results_dir / "runs" / run_id).done(stage)]
+        runs = self.results_dir / "runs"
+        return [run_id for run_id in self.members[pack_id] if not RunDir(runs / run_id).done(stage)]
 
     def stale_markers(self) -> list[tuple[Path, list[str]]]:
         """Done-markers whose runs' files are gone, each with the runs missing theirs.

@@ -76,6 +76,8 @@ def _pack_conv(convs: list[nn.Module]) -> nn.Module:
 
 def _pack_batchnorm(norms: list[nn.Module]) -> nn.Module:
     n = norms[0]
+    if not (n.affine and n.track_running_stats):
+        raise ValueError("packing a BatchNorm without affine parameters or running statistics is not supported")
     packed = type(n)(n.num_features * len(norms), eps=n.eps, momentum=n.momentum, affine=n.affine)
     with torch.no_grad():
         for name in ("weight", "bias", "running_mean", "running_var"):
@@ -100,11 +102,40 @@ def pack_modules(modules: list[nn.Module]) -> nn.Module:
         return copy.deepcopy(first)
     if list(first.parameters(recurse=False)) or list(first.buffers(recurse=False)):
         raise ValueError(f"cannot pack {type(first).__name__}: it has parameters of its own")
+    if not first._modules and not isinstance(first, nn.Sequential):  # (an empty Sequential is the identity)
+        # A layer not known to act on each channel alone (a softmax over channels would mix runs).
+        raise ValueError(f"cannot pack {type(first).__name__}: not known to keep runs' channels apart")
     # A container (Sequential, a residual block, the classifier): same forward, packed children.
     packed = copy.copy(first)
     packed._parameters, packed._buffers = {}, {}  # (empty, but not shared with the original)
     packed._modules = {name: pack_modules([m._modules[name] for m in modules]) for name in first._modules}
     return packed
+
+
+def check_packed(packed: nn.Module, models: list[nn.Module], xs: list[torch.Tensor]) -> None:
+    """Refuse a packed model that does not compute each run exactly as its own model does.
+
+    The layers are checked one by one when packing, but a container's own forward (a residual
+    block, say) could still mix the runs' channels; one eval-mode forward on a few samples of each
+    run settles it. The tolerance leaves room for TF32 convolutions on CUDA; a mix is far larger.
+    """
+    modes = [m.training for m in (packed, *models)]
+    with torch.no_grad():
+        packed.eval()
+        out = packed(torch.cat(xs, dim=1))
+        out = out.view(out.shape[0], len(models), -1)
+        for index, (model, x) in enumerate(zip(models, xs)):
+            alone = model.eval()(x).reshape(out.shape[0], -1)  # run k's block of the packed channels
+            packed_run = out[:, index]
+            # Equal infinities and NaN against NaN count as the same (a diverged run stays diverged).
+            same = (packed_run == alone) | (packed_run.isnan() & alone.isnan())
+            error = (packed_run - alone).abs().masked_fill(same, 0).max().item()
+            scale = alone.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0).abs().max().item()
+            if not error <= 5e-3 * (1 + scale):
+                raise ValueError(f"the packed {type(model).__name__} does not compute run {index} as its own model "
+                                 f"does (max difference {error:.3g}): its layers mix the runs' channels")
+    for module, mode in zip((packed, *models), modes):
+        module.train(mode)
 
 
 def unpack_state(packed: nn.Module, template: nn.Module, k: int, index: int) -> dict[str, torch.Tensor]:
@@ -147,6 +178,7 @@ def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict,
     device = members[0].x.device
     steps, log_every = cfg["steps"], cfg["log_every"]
     packed = pack_modules(models).to(device)
+    check_packed(packed, models, [m.x[:4].float() for m in members])
     layout = fast_path(packed, members[0].x, cfg)
     optimizer = make_optimizer(packed, cfg, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg["warmup_steps"], steps))

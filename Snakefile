@@ -5,7 +5,7 @@ import sys
 
 from dataworth.cluster.resources import snakemake_resources
 from dataworth.packs import Packs
-from dataworth.study import StudyError, load_study
+from dataworth.study import StudyError, load_study, short_hash
 
 if not workflow.overwrite_configfiles:
 
@@ -52,13 +52,9 @@ if workflow.is_main_process:
               f"pack {marker.parent.name}'s {marker.stem} job runs again", file=sys.stderr)
         marker.unlink(missing_ok=True)
 
-def pack_runs(wildcards) -> str:
-    """The pack's runs as arguments of the dataworth commands."""
-    return " ".join(f"--run-id {run_id}" for run_id in PACKS.members[wildcards.pack_id])
-
 
 onstart:
-    # Jobs read their runs from study.json and every parse reads the packs from packs.json (both
+    # Jobs read their runs from study.json and their pack's runs (--pack) from packs.json (both
     # written only when they changed). Neither is a rule output: a rewrite must not make finished
     # runs look outdated, and which runs exist is decided by their ids, hashes of what they compute.
     STUDY.write_json(STUDY_JSON)

@@ -39,3 +39,7 @@ def test_an_unknown_run_id_is_a_clear_error(tmp_path, tiny_study):
         proc = dataworth(command, "--study", str(path), "--run-id", "nope", "--data", "x", "--runs", str(tmp_path))
         assert proc.returncode == 2, (command, proc.stderr)
         assert "run 'nope' is not in study 'tiny'" in proc.stderr and "Traceback" not in proc.stderr
+        proc = dataworth(command, "--study", str(path), "--pack", "0123456789ab", "--data", "x", "--runs",
+                         str(tmp_path / "runs"))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (command, proc.stderr)
+        assert f"--pack 0123456789ab: no such pack of this study's runs in {tmp_path / 'packs.json'}" in proc.stderr

@@ -98,11 +98,26 @@ def _requeue_slurm_job() -> None:
         print(f"warning: scontrol requeue {job_id} failed: {proc.stderr.strip()}", file=sys.stderr, flush=True)
 
 
-def _runs(study, run_ids: list[str]) -> list[dict]:
-    """The study's runs by id, every id checked before any work starts."""
+def _runs(study, args) -> list[dict]:
+    """The runs named by --run-id, or the study's runs in --pack (as packs.json records it
+    beside --runs), every one checked before any work starts."""
     from dataworth.study import run_or_exit
 
-    return [run_or_exit(study, run_id) for run_id in run_ids]
+    if args.pack is None:
+        return [run_or_exit(study, run_id) for run_id in args.run_id]
+    from dataworth.packs import Packs
+
+    results = Path(args.runs).parent
+    try:
+        members = Packs(study, results).members
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.pack not in members:
+        print(f"error: --pack {args.pack}: no such pack of this study's runs in {results / 'packs.json'} "
+              f"({len(members)} packs; `dataworth plan` lists them)", file=sys.stderr)
+        raise SystemExit(2)
+    return [run_or_exit(study, run_id) for run_id in members[args.pack]]
 
 
 def for_each_run_or_exit(runs: list[dict], runs_dir: str, task: str, work, done=lambda out: False) -> None:
@@ -121,7 +136,7 @@ def cmd_train(args) -> None:
     from dataworth.train.checkpoint import Preempted, StopRequest
 
     study = _load(args.study)
-    runs = _runs(study, args.run_id)
+    runs = _runs(study, args)
     # One stop request for the whole job: a signal between two runs stops it before the next.
     stop = StopRequest().install()
     starts = iter([PROCESS_START])  # the first run pays the process start; later ones their own set-up
@@ -203,7 +218,7 @@ def cmd_evaluate(args) -> None:
         print(f"run {row['run_id']} ({row['status']}): test accuracy {row['test_accuracy']:.4f}, "
               f"ood accuracy {row['ood_accuracy']:.4f}, train accuracy {row['train_accuracy']:.4f}", flush=True)
 
-    for_each_run_or_exit(_runs(study, args.run_id), args.runs, "evaluate", evaluate_one)
+    for_each_run_or_exit(_runs(study, args), args.runs, "evaluate", evaluate_one)
 
 
 def cmd_collect(args) -> None:
@@ -240,7 +255,10 @@ def cmd_bench(args) -> None:
 def add_run_arguments(p: argparse.ArgumentParser, study_help: str) -> None:
     """The arguments of the commands that work on runs: which runs, where their directories are."""
     p.add_argument("--study", required=True, help=study_help)
-    p.add_argument("--run-id", required=True, action="append", help="a run of the study; repeat for several")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", action="append", help="a run of the study; repeat for several")
+    which.add_argument("--pack", help="the runs of this pack, as results/<study>/packs.json records them "
+                       "(the workflow's jobs: a run leaving the study never changes their command)")
     p.add_argument("--runs", required=True, help="the folder holding the run directories (results/<study>/runs)")
     p.add_argument("--data", required=True, help="prepared dataset file")
     p.add_argument("--threads", type=int, default=1)

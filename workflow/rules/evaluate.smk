@@ -11,7 +11,6 @@ rule evaluate:
     params:
         study=STUDY_JSON,
         runs=RUNS,
-        run_ids=pack_runs,
         eval=STUDY.eval_params("evaluate"),
     log:
         f"{PACK_DIR}/logs/evaluate.log",
@@ -21,5 +20,5 @@ rule evaluate:
     resources:
         **SLURM_RESOURCES["evaluate"],
     shell:
-        "dataworth evaluate --study {params.study} {params.run_ids} --runs {params.runs} "
+        "dataworth evaluate --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
         "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"

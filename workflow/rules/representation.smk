@@ -12,7 +12,6 @@ rule probe:
     params:
         study=STUDY_JSON,
         runs=RUNS,
-        run_ids=pack_runs,
         eval=STUDY.eval_params("probe"),
     log:
         f"{PACK_DIR}/logs/probe.log",
@@ -22,7 +21,7 @@ rule probe:
     resources:
         **SLURM_RESOURCES["evaluate"],
     shell:
-        "dataworth probe --study {params.study} {params.run_ids} --runs {params.runs} "
+        "dataworth probe --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
         "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"
 
 
@@ -35,7 +34,6 @@ rule knn:
     params:
         study=STUDY_JSON,
         runs=RUNS,
-        run_ids=pack_runs,
         eval=STUDY.eval_params("knn"),
     log:
         f"{PACK_DIR}/logs/knn.log",
@@ -45,7 +43,7 @@ rule knn:
     resources:
         **SLURM_RESOURCES["evaluate"],
     shell:
-        "dataworth knn --study {params.study} {params.run_ids} --runs {params.runs} "
+        "dataworth knn --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
         "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"
 
 
@@ -58,7 +56,6 @@ rule rankme:
     params:
         study=STUDY_JSON,
         runs=RUNS,
-        run_ids=pack_runs,
         eval=STUDY.eval_params("rankme"),
     log:
         f"{PACK_DIR}/logs/rankme.log",
@@ -68,5 +65,5 @@ rule rankme:
     resources:
         **SLURM_RESOURCES["evaluate"],
     shell:
-        "dataworth rankme --study {params.study} {params.run_ids} --runs {params.runs} "
+        "dataworth rankme --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
         "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"

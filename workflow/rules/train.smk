@@ -10,7 +10,6 @@ rule train:
     params:
         study=STUDY_JSON,
         runs=RUNS,
-        run_ids=pack_runs,
     log:
         f"{PACK_DIR}/logs/train.log",
     benchmark:
@@ -25,5 +24,5 @@ rule train:
     # Threads: on SLURM the CPUs the job was given, locally Snakemake's threads.
     # Each run's own log is <run dir>/logs/train.log; this job's log holds all of them.
     shell:
-        "exec dataworth train --study {params.study} {params.run_ids} --data {input.data} "
+        "exec dataworth train --study {params.study} --pack {wildcards.pack_id} --data {input.data} "
         "--runs {params.runs} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"

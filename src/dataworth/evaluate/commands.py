@@ -21,7 +21,7 @@ def _for_each_run(args, task: str, evaluate, describe) -> None:
     def one(run: dict, out) -> None:
         print(describe(evaluate(out, args.data, eval_cfg, threads=args.threads)), flush=True)
 
-    for_each_run_or_exit(_runs(study, args.run_id), args.runs, task, one)
+    for_each_run_or_exit(_runs(study, args), args.runs, task, one)
 
 
 def _number(value) -> str:

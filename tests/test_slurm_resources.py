@@ -75,7 +75,8 @@ def test_select_runs_by_the_state_of_their_directory(tiny_study, tmp_path):
     run_dir(results / study.name, ids[1]).path.mkdir(parents=True)  # started, never trained
     trained = run_dir(results / study.name, ids[2])
     trained.path.mkdir(parents=True)
-    trained.training.write_bytes(b"")
+    for path in (trained.model, trained.history, trained.training):  # trained: all three written
+        path.write_bytes(b"")
 
     def chosen(status, runs=None):
         return [r["run_id"] for r in select_runs(study, results, status, runs)]

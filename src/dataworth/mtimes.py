@@ -15,14 +15,18 @@ import time
 from pathlib import Path
 
 # Stage by stage, in the order the workflow produces them (keep in step with workflow/rules).
+# A job's logs and benchmark file go with its outputs: Snakemake counts the benchmark file as an
+# output when it decides whether a job's inputs are newer.
+EVALUATIONS = ("evaluate", "probe", "knn", "rankme")
 STAGES: tuple[tuple[str, ...], ...] = (
-    ("data/*.pt",),  # prepare_data
+    ("data/*.pt", "logs/prepare_data.*"),  # prepare_data
     ("runs/*/config.json", "runs/*/history.parquet", "runs/*/model.pt", "runs/*/training.parquet",
-     "packs/*/train.done"),  # train
+     "runs/*/logs/train.log", "packs/*/train.done", "packs/*/logs/train.*"),  # train
     ("runs/*/summary.parquet", "runs/*/probe.parquet", "runs/*/knn.parquet", "runs/*/rankme.parquet",
-     "packs/*/evaluate.done", "packs/*/probe.done", "packs/*/knn.done", "packs/*/rankme.done"),  # evaluations
-    ("metrics.parquet",),  # collect
-    ("fits.parquet", "exchange_rates.parquet", "report", "report/**/*"),  # report
+     *(f"runs/*/logs/{name}.log" for name in EVALUATIONS), *(f"packs/*/{name}.done" for name in EVALUATIONS),
+     *(f"packs/*/logs/{name}.*" for name in EVALUATIONS)),  # evaluations
+    ("metrics.parquet", "logs/collect.*"),  # collect
+    ("fits.parquet", "exchange_rates.parquet", "report", "report/**/*", "logs/report.*"),  # report
 )
 
 

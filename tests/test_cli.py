@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 
 import pandas as pd
+import pytest
+import torch
 
 from conftest import BIN, write_yaml
 from dataworth.tracking.schemas import RUN_TABLE, read_parquet
@@ -43,3 +45,17 @@ def test_an_unknown_run_id_is_a_clear_error(tmp_path, tiny_study):
                          str(tmp_path / "runs"))
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, (command, proc.stderr)
         assert f"--pack 0123456789ab: no such pack of this study's runs in {tmp_path / 'packs.json'}" in proc.stderr
+
+
+def test_a_device_this_machine_lacks_is_one_clear_error_before_any_run(tiny_study, monkeypatch, capsys):
+    from dataworth.cli import _check_devices
+    from dataworth.study import load_study
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    tiny_study["train"]["device"] = "cuda"
+    with pytest.raises(SystemExit) as stopped:
+        _check_devices(load_study(tiny_study).runs)
+    assert stopped.value.code == 1
+    assert "train.device is 'cuda' but CUDA is not available" in capsys.readouterr().err
+    tiny_study["train"]["device"] = "auto"
+    _check_devices(load_study(tiny_study).runs)  # auto falls back to the CPU: no error

@@ -131,12 +131,25 @@ def for_each_run_or_exit(runs: list[dict], runs_dir: str, task: str, work, done=
         raise SystemExit(1) from None
 
 
+def _check_devices(runs: list[dict]) -> None:
+    """A device this machine lacks (train.device: cuda without a GPU) is one clear error, before any run starts."""
+    from dataworth.train.run import resolve_device
+
+    for name in sorted({run["train"]["device"] for run in runs}):
+        try:
+            resolve_device(name)
+        except RuntimeError as error:
+            print(f"error: {error}; allowed here: auto or cpu", file=sys.stderr)
+            raise SystemExit(1) from None
+
+
 def cmd_train(args) -> None:
     from dataworth.train import train_run
     from dataworth.train.checkpoint import Preempted, StopRequest
 
     study = _load(args.study)
     runs = _runs(study, args)
+    _check_devices(runs)
     # One stop request for the whole job: a signal between two runs stops it before the next.
     stop = StopRequest().install()
     starts = iter([PROCESS_START])  # the first run pays the process start; later ones their own set-up

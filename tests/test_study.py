@@ -52,6 +52,8 @@ def test_default_params_yaml_is_valid():
         (lambda s: s["grid"].update(seed=[]), ["grid.seed", "at least 1 item"]),
         (lambda s: s["augmentations"]["shift"][0].update(max_shift=-1), ["augmentations.shift[0].max_shift: Input should be greater than 0"]),
         (lambda s: s["dataset"].pop("name"), ["dataset", "name"]),
+        (lambda s: s.update(resources={"runs_per_job": True}), ["resources.runs_per_job: must be an integer, not true"]),
+        (lambda s: s["train"].update(lr=False), ["train.lr: must be a number, not false"]),
     ],
 )
 def test_bad_values_name_the_field_and_what_is_allowed(tiny_study, edit, expected):

@@ -52,6 +52,16 @@ class _Strict(BaseModel):
     # extra="forbid" turns a typo in a key into an error instead of a silently ignored value.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value, info):
+        # YAML's true/false would otherwise pass as 1/0 (`steps: true` training one step).
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and annotation in (int, float):
+            kind = "an integer" if annotation is int else "a number"
+            raise ValueError(f"must be {kind}, not {str(value).lower()}")
+        return value
+
 
 class ModelSpec(_Strict):
     name: Literal["mlp", "cnn1d", "cnn2d", "resnet18"]

@@ -42,14 +42,14 @@ PACK_MARKERS = [
     f"{RESULTS}/packs/{pack_id}/{stage}.done" for pack_id in PACKS.members for stage in PACKS.stages(pack_id)
 ]
 
-# A run's deleted file is made again: its pack's stale done-marker goes before planning (so a dry
-# run shows the job too), the pack's job runs, and it redoes only what is missing (training skips
-# runs already trained). Markers are bookkeeping: removing one loses no result. Only the main
-# process checks: the jobs' own Snakemake processes parse this file too.
+# A run's deleted file is made again, and an evaluation run with other eval settings runs again
+# even where Snakemake has no records of its own (after a `dvc pull`, or `dataworth submit`): the
+# stale done-marker goes before planning (so a dry run shows the job too), and the pack's job
+# redoes only what is needed (training skips runs already trained). Markers are bookkeeping:
+# removing one loses no result. Only the main process checks: jobs parse this file too.
 if workflow.is_main_process:
-    for marker, missing in PACKS.stale_markers():
-        print(f"dataworth: run(s) {', '.join(missing)} lack their {marker.stem} output: "
-              f"pack {marker.parent.name}'s {marker.stem} job runs again", file=sys.stderr)
+    for marker, why in PACKS.stale_markers():
+        print(f"dataworth: pack {marker.parent.name}'s {marker.stem} job runs again: {why}", file=sys.stderr)
         marker.unlink(missing_ok=True)
 
 

@@ -91,7 +91,30 @@ def test_markers_follow_the_runs_files(tmp_path, tiny_study):
     marker = tmp_path / "packs" / pack_id / "train.done"
     assert marker.exists() and packs.stale_markers() == []
     (tmp_path / "runs" / members[1] / "model.pt").unlink()
-    assert packs.stale_markers() == [(marker, [members[1]])]
+    assert packs.stale_markers() == [(marker, f"run(s) {members[1]} lack their train output")]
+
+
+def test_evaluation_markers_record_their_eval_settings(tmp_path, tiny_study):
+    """Without Snakemake's own records (a dvc pull, dataworth submit), the marker says which eval
+    settings an evaluation ran with; other settings now make it stale."""
+    tiny_study["resources"] = {"runs_per_job": 4}
+    packs = Packs(load_study(tiny_study), tmp_path)
+    pack_id, members = next(iter(packs.members.items()))
+    for run_id in members:
+        (tmp_path / "runs" / run_id).mkdir(parents=True)
+        for name in ("model.pt", "history.parquet", "training.parquet", "summary.parquet", "rankme.parquet"):
+            (tmp_path / "runs" / run_id / name).touch()
+    assert packs.mark_finished(pack_id) == ["train", "evaluate", "rankme"]
+    marker = tmp_path / "packs" / pack_id / "evaluate.done"
+    assert json.loads(marker.read_text()) == {"batch_size": 256}
+    assert (tmp_path / "packs" / pack_id / "train.done").read_text() == "\n"
+    assert packs.stale_markers() == []
+    tiny_study["eval"]["batch_size"] = 7
+    changed = Packs(load_study(tiny_study), tmp_path)
+    assert [(m.name, why) for m, why in changed.stale_markers()] == [
+        ("evaluate.done", 'it ran with other eval settings ({"batch_size": 256})'),
+        ("rankme.done", 'it ran with other eval settings ({"batch_size": 256, "rankme": {"samples": "full"}})'),
+    ]
 
 
 def test_an_unreadable_registry_is_a_clear_error(tmp_path, tiny_study):

@@ -118,6 +118,14 @@ def test_changed_eval_settings_reevaluate_without_retraining(project, tiny_study
     # eval.batch_size is read by every evaluation (evaluate, rankme), so both rerun.
     assert jobs_run(proc.stdout + proc.stderr) == {"evaluate": 4, "rankme": 4, "collect": 1, "report": 1, "all": 1}
     assert all(p.stat().st_mtime_ns == t for p, t in trained.items())
+    # Without Snakemake's records (as in a fresh clone after `dvc pull`), the markers tell.
+    shutil.rmtree(project.root / ".snakemake" / "metadata")
+    tiny_study["eval"]["batch_size"] = 9
+    project.write_study(tiny_study)
+    proc = project.snakemake()
+    assert jobs_run(proc.stdout + proc.stderr) == {"evaluate": 4, "rankme": 4, "collect": 1, "report": 1, "all": 1}
+    assert 'job runs again: it ran with other eval settings ({"batch_size": 7})' in proc.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in trained.items())
 
 
 def test_a_bad_study_fails_before_any_job_with_the_field_named(project, tiny_study):

@@ -118,19 +118,32 @@ class Packs:
         runs = self.results_dir / "runs"
         return [run_id for run_id in self.members[pack_id] if not RunDir(runs / run_id).done(stage)]
 
-    def stale_markers(self) -> list[tuple[Path, list[str]]]:
-        """Done-markers whose runs' files are gone, each with the runs missing theirs.
+    def marker_text(self, stage: str) -> str:
+        """What a stage's done-marker holds: the eval settings an evaluation ran with (empty for train).
 
-        A user deletes a run's file (or its directory) to have it made again; Snakemake only sees
-        the pack's marker, so the workflow removes such markers before it plans. The pack's job
-        then redoes only what is missing: training skips runs already trained.
+        Snakemake's params trigger needs its own records (.snakemake/metadata), which a `dvc pull`
+        or `dataworth submit` does not bring; the marker carries what the evaluation used instead.
+        """
+        return "" if stage == "train" else self.study.eval_params(stage)
+
+    def stale_markers(self) -> list[tuple[Path, str]]:
+        """Done-markers that no longer tell the truth, each with why.
+
+        A run's file is gone (a user deletes a run's directory, or one of its files, to have it
+        made again), or an evaluation ran with other eval settings. Snakemake only sees the pack's
+        marker, so the workflow removes such markers before it plans. The pack's job then redoes
+        only what is needed: training skips runs already trained.
         """
         stale = []
         for pack_id in self.members:
             for stage in self.stages(pack_id):
                 marker = self.results_dir / "packs" / pack_id / f"{stage}.done"
-                if marker.exists() and (missing := self._missing(pack_id, stage)):
-                    stale.append((marker, missing))
+                if not marker.exists():
+                    continue
+                if missing := self._missing(pack_id, stage):
+                    stale.append((marker, f"run(s) {', '.join(missing)} lack their {stage} output"))
+                elif (used := marker.read_text().strip()) != self.marker_text(stage):
+                    stale.append((marker, f"it ran with other eval settings ({used or 'not recorded'})"))
         return stale
 
     def mark_finished(self, pack_id: str) -> list[str]:
@@ -145,7 +158,7 @@ class Packs:
             if not self._missing(pack_id, stage):
                 marker = self.results_dir / "packs" / pack_id / f"{stage}.done"
                 marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.touch()
+                marker.write_text(self.marker_text(stage) + "\n")
                 marked.append(stage)
         return marked
 

@@ -7,7 +7,7 @@ rule evaluate:
         trained=f"{PACK_DIR}/train.done",
         data=DATA,
     output:
-        touch(f"{PACK_DIR}/evaluate.done"),
+        f"{PACK_DIR}/evaluate.done",
     params:
         study=STUDY_JSON,
         runs=RUNS,
@@ -19,6 +19,8 @@ rule evaluate:
     threads: 1
     resources:
         **SLURM_RESOURCES["evaluate"],
+    # The marker records the eval settings used (Packs.marker_text: checked without Snakemake's records).
     shell:
         "dataworth evaluate --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
-        "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"
+        "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1 "
+        "&& echo {params.eval:q} > {output}"

@@ -8,7 +8,7 @@ rule probe:
         trained=f"{PACK_DIR}/train.done",
         data=DATA,
     output:
-        touch(f"{PACK_DIR}/probe.done"),
+        f"{PACK_DIR}/probe.done",
     params:
         study=STUDY_JSON,
         runs=RUNS,
@@ -20,9 +20,11 @@ rule probe:
     threads: 1
     resources:
         **SLURM_RESOURCES["evaluate"],
+    # The marker records the eval settings used (Packs.marker_text: checked without Snakemake's records).
     shell:
         "dataworth probe --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
-        "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"
+        "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1 "
+        "&& echo {params.eval:q} > {output}"
 
 
 rule knn:
@@ -30,7 +32,7 @@ rule knn:
         trained=f"{PACK_DIR}/train.done",
         data=DATA,
     output:
-        touch(f"{PACK_DIR}/knn.done"),
+        f"{PACK_DIR}/knn.done",
     params:
         study=STUDY_JSON,
         runs=RUNS,
@@ -42,9 +44,11 @@ rule knn:
     threads: 1
     resources:
         **SLURM_RESOURCES["evaluate"],
+    # The marker records the eval settings used (Packs.marker_text: checked without Snakemake's records).
     shell:
         "dataworth knn --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
-        "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"
+        "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1 "
+        "&& echo {params.eval:q} > {output}"
 
 
 rule rankme:
@@ -52,7 +56,7 @@ rule rankme:
         trained=f"{PACK_DIR}/train.done",
         data=DATA,
     output:
-        touch(f"{PACK_DIR}/rankme.done"),
+        f"{PACK_DIR}/rankme.done",
     params:
         study=STUDY_JSON,
         runs=RUNS,
@@ -64,6 +68,8 @@ rule rankme:
     threads: 1
     resources:
         **SLURM_RESOURCES["evaluate"],
+    # The marker records the eval settings used (Packs.marker_text: checked without Snakemake's records).
     shell:
         "dataworth rankme --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
-        "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1"
+        "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1 "
+        "&& echo {params.eval:q} > {output}"

@@ -38,9 +38,7 @@ PACK_DIR = RESULTS + "/packs/{pack_id}"
 
 # Every pack's done-marker of every stage, all targets of `all`: Snakemake plans a job for a
 # missing marker only when a target asks for it (an intermediate file going missing reruns nothing).
-PACK_MARKERS = [
-    f"{RESULTS}/packs/{pack_id}/{stage}.done" for pack_id in PACKS.members for stage in PACKS.stages(pack_id)
-]
+PACK_MARKERS = PACKS.markers()
 
 # A run's deleted file is made again, and an evaluation run with other eval settings runs again
 # even where Snakemake has no records of its own (after a `dvc pull`, or `dataworth submit`): the

@@ -31,7 +31,6 @@ from typing import Callable, Iterator
 from dataworth.study import canonical_json, short_hash
 
 REGISTRY_NAME = "packs.json"
-# Each stage's job (rule) and the file it writes for every run of its pack (a RunDir attribute).
 # Run keys that may differ inside a pack: a pack shares everything else (model, recipe, method).
 PER_RUN_KEYS = ("run_id", "n_train", "augmentation", "seed")
 
@@ -111,6 +110,15 @@ class Packs:
         """The workflow's jobs for a pack: train, evaluate and the evaluations its runs' method asks for."""
         return ["train", "evaluate", *self.study.evaluations(self.study.run(self.members[pack_id][0]))]
 
+    def marker(self, pack_id: str, stage: str) -> Path:
+        """The done-marker of a pack's `stage` job: the job's only Snakemake output."""
+        return self.results_dir / "packs" / pack_id / f"{stage}.done"
+
+    def markers(self, evaluations_only: bool = False) -> list[str]:
+        """Every pack's done-markers (of its evaluations only, if asked), as the workflow names them."""
+        return [str(self.marker(pack_id, stage)) for pack_id in self.members for stage in self.stages(pack_id)
+                if not (evaluations_only and stage == "train")]
+
     def _missing(self, pack_id: str, stage: str) -> list[str]:
         """The pack's runs without their file of `stage`."""
         from dataworth.runs import RunDir
@@ -137,7 +145,7 @@ class Packs:
         stale = []
         for pack_id in self.members:
             for stage in self.stages(pack_id):
-                marker = self.results_dir / "packs" / pack_id / f"{stage}.done"
+                marker = self.marker(pack_id, stage)
                 if not marker.exists():
                     continue
                 if missing := self._missing(pack_id, stage):
@@ -156,7 +164,7 @@ class Packs:
         marked = []
         for stage in self.stages(pack_id):
             if not self._missing(pack_id, stage):
-                marker = self.results_dir / "packs" / pack_id / f"{stage}.done"
+                marker = self.marker(pack_id, stage)
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.write_text(self.marker_text(stage) + "\n")
                 marked.append(stage)

@@ -5,11 +5,7 @@
 rule collect:
     input:
         # Every pack's evaluation markers: the runs of a pack share their method, so their evaluations.
-        [
-            f"{RESULTS}/packs/{pack_id}/{stage}.done"
-            for pack_id, run_ids in PACKS.members.items()
-            for stage in ("evaluate", *STUDY.evaluations(STUDY.run(run_ids[0])))
-        ],
+        PACKS.markers(evaluations_only=True),
     output:
         f"{RESULTS}/metrics.parquet",
     params:

@@ -82,17 +82,18 @@ def collect_study(study, results_root: str | Path, out: str | Path) -> pd.DataFr
 
 
 def _missing_message(study, results: Path, missing: list[Path]) -> str:
-    """Which runs lack which files, and the markers to delete so that the workflow makes them again."""
+    """Which runs lack which files, and the pack markers that still stand for them."""
     from dataworth.packs import Packs
+    from dataworth.runs import STAGE_FILES
 
-    pack_of = Packs(study, results).pack_of
+    packs = Packs(study, results)
+    stage_of = {name: stage for stage, name in STAGE_FILES.items()}
     markers = sorted({
-        results / "packs" / pack_of[path.parent.name] / ("evaluate.done" if path.stem == "summary" else f"{path.stem}.done")
-        for path in missing if path.parent.name in pack_of
+        str(packs.marker(packs.pack_of[path.parent.name], stage_of[path.stem]))
+        for path in missing if path.parent.name in packs.pack_of
     })
     shown = ", ".join(str(path.relative_to(results)) for path in missing[:5])
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-    return (f"study {study.name!r}: {len(missing)} result files are missing: {shown}{more}. A pack's job "
-            f"marks all its runs done, so deleting a run's file does not redo it: delete "
-            f"{', '.join(map(str, markers[:5]))}{' ...' if len(markers) > 5 else ''} to evaluate again (to "
-            f"train a run again: its run directory and its pack's train.done) and run snakemake again")
+    return (f"study {study.name!r}: {len(missing)} result files are missing: {shown}{more}, though "
+            f"{', '.join(markers[:5])}{' ...' if len(markers) > 5 else ''} say done. Run snakemake: it drops "
+            f"those markers and makes the missing files again (training only runs that lack theirs)")

@@ -14,10 +14,12 @@ import os
 import time
 from pathlib import Path
 
+from dataworth.runs import STAGE_FILES
+
 # Stage by stage, in the order the workflow produces them (keep in step with workflow/rules).
 # A job's logs and benchmark file go with its outputs: Snakemake counts the benchmark file as an
 # output when it decides whether a job's inputs are newer.
-EVALUATIONS = ("evaluate", "probe", "knn", "rankme")
+EVALUATIONS = tuple(STAGE_FILES)  # evaluate, probe, knn, rankme
 STAGES: tuple[tuple[str, ...], ...] = (
     ("data/*.pt", "logs/prepare_data.*"),  # prepare_data
     ("runs/*/config.json", "runs/*/history.parquet", "runs/*/model.pt", "runs/*/training.parquet",

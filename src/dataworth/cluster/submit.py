@@ -18,6 +18,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from dataworth.runs import STAGE_FILES
+
 # The run states (see run_state) each --status selects.
 SELECTIONS = {
     "unfinished": ("pending", "failed", "trained"),
@@ -30,7 +32,7 @@ SELECTIONS = {
 MAX_TIME_LIMIT_REQUEUES = 20
 # The files the per-run rules after `train` write (RunDir attributes), as the Snakefile has them:
 # a run is finished when all exist. RunJob makes the missing ones.
-EVALUATION_FILES = ("summary", "probe", "knn", "rankme")
+EVALUATION_FILES = tuple(STAGE_FILES.values())
 
 
 def run_state(run_dir) -> str:

@@ -46,12 +46,15 @@ class BatchStream:
                 return torch.cat(parts)
 
 
-def resume_point(model: nn.Module, optimizer, schedule, gens: list[torch.Generator],
-                 streams: list[BatchStream]) -> dict:
-    """What a checkpoint holds besides the loop's counters: weights, optimizer and schedule, and
-    where every random stream stands (generators and the current pass of each batch stream), so
-    that a resumed run draws exactly the batches and augmentations it would have drawn."""
+def resume_point(state: dict, seconds: float, model: nn.Module, optimizer, schedule,
+                 gens: list[torch.Generator], streams: list[BatchStream]) -> dict:
+    """Everything a checkpoint holds: the loop's `state`, `seconds` of training so far, weights,
+    optimizer and schedule, and where every random stream stands (generators and the current pass
+    of each batch stream), so that a resumed run draws exactly the batches and augmentations it
+    would have drawn."""
     return {
+        "loop": state,
+        "compute_seconds": seconds,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "schedule": schedule.state_dict(),
@@ -60,9 +63,9 @@ def resume_point(model: nn.Module, optimizer, schedule, gens: list[torch.Generat
     }
 
 
-def restore_resume_point(saved: dict, model: nn.Module, optimizer, schedule, gens: list[torch.Generator],
-                         streams: list[BatchStream], state: dict) -> None:
-    """Put everything `resume_point` saved back, and the loop's counters into `state`."""
+def restore_resume_point(saved: dict, state: dict, model: nn.Module, optimizer, schedule,
+                         gens: list[torch.Generator], streams: list[BatchStream]) -> None:
+    """Put everything `resume_point` saved back, the loop's counters into `state`."""
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     schedule.load_state_dict(saved["schedule"])
@@ -152,18 +155,14 @@ def train_model(
         "compute_seconds": 0.0,  # training-loop time of earlier starts of this run
     }
 
-    gens, streams = [batch_gen, augment_gen], [batches]
+    resumable = (objective, optimizer, schedule, [batch_gen, augment_gen], [batches])
 
     def snapshot() -> dict:
-        return {
-            "loop": state,
-            **resume_point(objective, optimizer, schedule, gens, streams),
-            "compute_seconds": state["compute_seconds"] + time.perf_counter() - start,
-        }
+        return resume_point(state, state["compute_seconds"] + time.perf_counter() - start, *resumable)
 
     saved = checkpointer.load() if checkpointer else None
     if saved:
-        restore_resume_point(saved, objective, optimizer, schedule, gens, streams, state)
+        restore_resume_point(saved, state, *resumable)
     resumed_from_step = state["step"]
 
     objective.train()

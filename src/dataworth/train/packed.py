@@ -196,17 +196,14 @@ def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict,
     }
 
     gens = [m.batch_gen for m in members] + [m.augment_gen for m in members]
+    resumable = (packed, optimizer, schedule, gens, streams)
 
     def snapshot() -> dict:
-        return {
-            "loop": state,
-            **resume_point(packed, optimizer, schedule, gens, streams),
-            "compute_seconds": state["compute_seconds"] + time.perf_counter() - start,
-        }
+        return resume_point(state, state["compute_seconds"] + time.perf_counter() - start, *resumable)
 
     saved = checkpointer.load() if checkpointer else None
     if saved:
-        restore_resume_point(saved, packed, optimizer, schedule, gens, streams, state)
+        restore_resume_point(saved, state, *resumable)
     resumed_from_step = state["step"]
     histories, diverged_at = state["histories"], state["diverged_at"]
 

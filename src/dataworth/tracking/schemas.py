@@ -117,8 +117,21 @@ RANKME = _schema(
     ("rankme_seconds", pa.float64(), "RankMe job time"),
 )
 
-# metrics.parquet: one row per run of the study: its SUMMARY row joined with its evaluations.
-METRICS = pa.schema([*SUMMARY, *(field for schema in (PROBE, KNN, RANKME) for field in schema if field.name != "run_id")])
+# The Parquet file of each stage of the stage registry (runs.STAGES names them by these keys).
+STAGE_SCHEMAS = {"history": HISTORY, "training": TRAINING, "summary": SUMMARY, "probe": PROBE, "knn": KNN,
+                 "rankme": RANKME}
+
+
+def _metrics_schema() -> pa.Schema:
+    """metrics.parquet: one row per run: its SUMMARY row joined with the files of the other
+    evaluation stages, in registry order (their run_id is the join key, kept once)."""
+    from dataworth.runs import EVALUATIONS, SUMMARY_STAGE
+
+    joined = [STAGE_SCHEMAS[stage.schema_name] for name, stage in EVALUATIONS.items() if name != SUMMARY_STAGE]
+    return pa.schema([*SUMMARY, *(field for schema in joined for field in schema if field.name != "run_id")])
+
+
+METRICS = _metrics_schema()
 
 # results/bench/bench.parquet: `dataworth bench`, one row per measurement.
 BENCH = _schema(
@@ -136,7 +149,7 @@ BENCH = _schema(
     ("note", pa.string(), "context: run counts, overhead share"),
 )
 
-SCHEMAS = {"runs": RUN_TABLE, "history": HISTORY, "training": TRAINING, "summary": SUMMARY, "bench": BENCH}
+SCHEMAS = {"runs": RUN_TABLE, **STAGE_SCHEMAS, "bench": BENCH}
 
 
 class SchemaError(ValueError):
@@ -245,4 +258,4 @@ EXCHANGE_RATES = _schema(
 )
 
 SCHEMAS.update(fits=FITS, exchange_rates=EXCHANGE_RATES)
-SCHEMAS.update(probe=PROBE, knn=KNN, rankme=RANKME, metrics=METRICS)
+SCHEMAS.update(metrics=METRICS)

@@ -17,12 +17,13 @@ import argparse
 import inspect
 import re
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable, Literal, Union
 
 import annotated_types
-from pydantic import BaseModel, PlainValidator
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -56,8 +57,11 @@ def _constraint(metadata: list) -> str:
 
 
 def _full_or_size(metadata: list) -> bool:
-    """Whether `metadata` holds the study's `full`-or-a-size validator (its own type, one check)."""
-    return any(isinstance(m, PlainValidator) and getattr(m.func, "__name__", "") == "_full_or_size" for m in metadata)
+    """Whether `metadata` holds the validator of study.FullOrSize (`full` or a size: one check of its own)."""
+    from dataworth.study import FullOrSize
+
+    validator = typing.get_args(FullOrSize)[1]
+    return any(m is validator for m in metadata)
 
 
 def _type_name(tp: Any) -> str:
@@ -73,7 +77,7 @@ def _type_name(tp: Any) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Literal:
         return " \\| ".join(f"`{a}`" for a in args)
-    if origin in (Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (Union, types.UnionType):
         shown = [_type_name(a) for a in args if a is not type(None)]
         return " or ".join(shown) + (" or null" if type(None) in args else "")
     if origin is list:
@@ -138,6 +142,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _row(key: str, field: FieldInfo, shown_type: str | None = None) -> str:
+    return f"| `{key}` | {shown_type or _field_type(field)} | {_default(field)} | {_cell(field.description or '')} |"
+
+
 def key_rows(model: type[BaseModel], prefix: str) -> list[tuple[str, FieldInfo]]:
     """Every setting under `model` as (dotted key, field), nested sections flattened."""
     rows = []
@@ -157,12 +165,16 @@ def key_table(model: type[BaseModel], prefix: str, skip: tuple[str, ...] = ()) -
     for key, field in key_rows(model, prefix):
         if key.rsplit(".", 1)[-1] in skip:
             continue
-        lines.append(f"| `{key}` | {_field_type(field)} | {_default(field)} | {_cell(field.description or '')} |")
+        lines.append(_row(key, field))
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
 # The generated blocks
+
+
+# Keys whose type is a union of models or a mapping of them: their members get tables of their own.
+TOP_LEVEL_TYPES = {"dataset": "one dataset's settings (below)", "augmentations": "mapping of policy name to a list of ops (below)"}
 
 
 def study_sections() -> str:
@@ -172,8 +184,7 @@ def study_sections() -> str:
     top = [(name, f) for name, f in StudySpec.model_fields.items() if not _is_section(f)]
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for name, field in top:
-        shown = {"dataset": "one dataset's settings (below)", "augmentations": "mapping of policy name to a list of ops (below)"}
-        lines.append(f"| `{name}` | {shown.get(name, _field_type(field))} | {_default(field)} | {_cell(field.description or '')} |")
+        lines.append(_row(name, field, shown_type=TOP_LEVEL_TYPES.get(name)))
     parts = ["\n".join(lines)]
     for name, field in StudySpec.model_fields.items():
         if _is_section(field):
@@ -203,7 +214,7 @@ def augmentation_ops() -> str:
     for name, spec in OP_SPECS.items():
         for key, field in spec.model_fields.items():
             if key != "op":
-                lines.append(f"| `{name}.{key}` | {_field_type(field)} | {_default(field)} | {_cell(field.description or '')} |")
+                lines.append(_row(f"{name}.{key}", field))
     return "\n".join(lines)
 
 

@@ -126,7 +126,7 @@ def test_every_study_setting_has_a_description():
 def test_every_dataworth_command_in_the_docs_parses_and_every_make_target_exists():
     from dataworth.cli import build_parser
 
-    targets, checked, problems = _make_targets(), 0, []
+    parser, targets, checked, problems = build_parser(), _make_targets(), 0, []
     for page in PAGES:
         for argv in _commands(page):
             shown = f"{page.relative_to(REPO)}: {shlex.join(argv)}"
@@ -135,7 +135,7 @@ def test_every_dataworth_command_in_the_docs_parses_and_every_make_target_exists
                 stderr = io.StringIO()
                 try:
                     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-                        build_parser().parse_args(argv[1:])
+                        parser.parse_args(argv[1:])
                 except SystemExit as exit:
                     if exit.code:
                         problems.append(f"{shown}\n    {stderr.getvalue().strip().splitlines()[-1]}")

@@ -65,19 +65,21 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    name: Literal["mlp", "cnn1d", "cnn2d", "resnet18"]
+    name: Literal["mlp", "cnn1d", "cnn2d", "resnet18"] = Field(
+        description="architecture: mlp (any data), cnn1d (1D signals), cnn2d or resnet18 (CIFAR variant; images)"
+    )
     width: int = Field(gt=0, description="hidden units (mlp) or base channels (cnn1d, cnn2d, resnet18)")
 
 
 class TrainSpec(_Strict):
     steps: int = Field(gt=0, description="optimizer steps, whatever the training-set size")
-    batch_size: int = Field(default=128, gt=0)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(default=0.05, gt=0)
+    batch_size: int = Field(default=128, gt=0, description="training batch size")
+    optimizer: Literal["sgd", "adamw"] = Field(default="sgd", description="sgd (Nesterov momentum) or adamw")
+    lr: float = Field(default=0.05, gt=0, description="peak learning rate")
     momentum: float = Field(default=0.9, ge=0, lt=1, description="Nesterov momentum (sgd only)")
-    weight_decay: float = Field(default=5e-4, ge=0)
+    weight_decay: float = Field(default=5e-4, ge=0, description="applied to all parameters")
     warmup_steps: int = Field(default=0, ge=0, description="linear warm-up, then cosine decay to zero")
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1, description="label smoothing of the supervised loss")
     log_every: int = Field(default=50, gt=0, description="history row (and divergence check) every N steps")
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     checkpoint_every_seconds: float = Field(
@@ -117,9 +119,9 @@ class ProbeSpec(_Strict):
     """The linear probe: a linear classifier trained on frozen, standardised encoder features."""
 
     steps: int = Field(default=500, gt=0, description="AdamW steps of the probe")
-    batch_size: int = Field(default=256, gt=0)
+    batch_size: int = Field(default=256, gt=0, description="probe training batch size")
     lr: float = Field(default=0.01, gt=0, description="peak learning rate (cosine decay to zero)")
-    weight_decay: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay of the probe")
 
 
 class KnnSpec(_Strict):
@@ -133,7 +135,7 @@ class RankmeSpec(_Strict):
 
 
 class EvalSpec(_Strict):
-    batch_size: int = Field(default=1024, gt=0)
+    batch_size: int = Field(default=1024, gt=0, description="batch size of every evaluation's forward passes")
     labeled: FullOrSize = Field(
         default="full", description="labeled set of the probe and the k-NN bank: full pool, or a nested subset of n"
     )
@@ -207,9 +209,9 @@ class SlurmSpec(_Strict):
         description="SLURM sends SIGTERM this long before the time limit: training checkpoints and requeues "
         "its job (same job id); 0 = no warning",
     )
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
+    partition: str | None = Field(default=None, description="SLURM partition (null: the site's default)")
+    account: str | None = Field(default=None, description="SLURM account (null: the user's default)")
+    qos: str | None = Field(default=None, description="SLURM quality of service (null: the default)")
     extra: str = Field(default="", description="further sbatch flags, e.g. '--constraint=a100'")
 
     @field_validator("extra")
@@ -252,10 +254,14 @@ class GridSpec(_Strict):
     method: list[Method] = Field(
         default=["supervised"], min_length=1, description="supervised, or self-supervised pretraining + probes"
     )
-    n_train: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
-    augmentation: list[str] = Field(min_length=1)
-    model: list[ModelSpec] = Field(min_length=1)
-    seed: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    n_train: list[Annotated[int, Field(gt=0)]] = Field(
+        min_length=1, description="training-set sizes: real (for SSL methods unlabeled) samples, each <= the pool"
+    )
+    augmentation: list[str] = Field(min_length=1, description="policies to train with (names under augmentations)")
+    model: list[ModelSpec] = Field(min_length=1, description="architectures and widths")
+    seed: list[Annotated[int, Field(ge=0)]] = Field(
+        min_length=1, description="seeds; a seed fixes subset, init, batch order and augmentation draws"
+    )
     exclude: list[dict[Literal["method", "n_train", "augmentation", "model", "width", "seed"], AxisValue]] = Field(
         default_factory=list,
         description="a run is left out when it matches every key of one rule (a list matches any of its values)",
@@ -268,7 +274,7 @@ OpUnion = Annotated[Union[tuple(OP_SPECS.values())], Field(discriminator="op")]
 
 class StudySpec(_Strict):
     study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name; outputs go to results/<study>/")
-    dataset: DatasetUnion
+    dataset: DatasetUnion = Field(description="the dataset: its name and settings")
     augmentations: dict[str, list[OpUnion]] = Field(description="named policies: a list of ops each; [] is no augmentation")
     grid: GridSpec
     train: TrainSpec

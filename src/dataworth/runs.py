@@ -28,11 +28,12 @@ from dataworth.methods import method_of
 
 
 def _every_run(run: dict, eval_cfg: dict) -> bool:
+    """every run"""
     return True
 
 
 def _probed(run: dict, eval_cfg: dict) -> bool:
-    """Encoders are probed for self-supervised runs, and for supervised ones on request (a baseline)."""
+    """self-supervised runs; supervised runs too with `eval.probe_supervised` (a baseline)"""
     return method_of(run).self_supervised or eval_cfg["probe_supervised"]
 
 

@@ -6,7 +6,7 @@ import sys
 from dataworth.cluster.resources import snakemake_resources
 from dataworth.packs import Packs
 from dataworth.runs import EVALUATIONS
-from dataworth.study import StudyError, load_study, short_hash
+from dataworth.study import StudyError, load_study, read_study_file, short_hash
 
 if not workflow.overwrite_configfiles:
 
@@ -14,6 +14,9 @@ if not workflow.overwrite_configfiles:
 
 
 try:
+    # Snakemake parsed the files already, keeping the last of a key given twice: read them again to refuse that.
+    for study_file in workflow.overwrite_configfiles or ["params.yaml"]:
+        read_study_file(study_file)
     STUDY = load_study(config, name=", ".join(map(str, workflow.overwrite_configfiles)) or "params.yaml")
 except StudyError as error:
     # One clear message naming every bad field; nothing is scheduled.

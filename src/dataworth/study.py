@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 import typing
 from pathlib import Path
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 from dataworth.augment.ops import OP_SPECS, OpSpec
 from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
 from dataworth.methods import METHODS
-from dataworth.models import MODEL_MODALITIES
+from dataworth.models import MODEL_MODALITIES, estimated_parameters
 from dataworth.runs import STAGES, StudyDir
 
 RUN_ID_LENGTH = 12
@@ -37,6 +38,27 @@ EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
 
 Method = Literal[tuple(METHODS)]
+
+# Names that become folder names (results/<study>/) or table cells (policy names): letters, digits
+# and _.- only, so no name escapes its folder, needs quoting in a shell, or breaks a Markdown row.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# A file name may have 255 bytes (NAME_MAX of ext4, xfs, btrfs, NFS); the atomic writes' temporary
+# names add up to 22 (".<name>.XXXXXXXX.tmp.old"), and 200 leaves room for the rest.
+NAME_MAX_LENGTH = 200
+# The largest model a study may ask for: 1e9 parameters are 4 GB of float32 weights, about 16 GB
+# with gradients and two optimizer moments (AdamW), the memory of a large GPU. Widths are bounded
+# by models.estimated_parameters, a lower bound of each model's parameter count.
+MAX_MODEL_PARAMETERS = 1_000_000_000
+# Generated datasets (mnist1d, synthetic) are built in memory and held on the device as float32:
+# train pool + test set + OOD set of this many values at most (4 GiB).
+MAX_GENERATED_DATASET_BYTES = 4 * 2**30
+# Values per sample of generated datasets whose length is not a setting.
+_FIXED_SAMPLE_VALUES = {"mnist1d": 40}
+# sbatch options in resources.slurm.extra, and the strings that reach the sbatch command line
+# (partition, account, qos): the SLURM executor plugin runs that line through a shell, so only
+# characters that no shell treats specially may pass.
+_SLURM_OPTION = re.compile(r"^--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.,:@%+/=-]+)?$")
+_SLURM_VALUE = re.compile(r"^[A-Za-z0-9_.,:@%+/=-]+$")
 
 
 class StudyError(ValueError):
@@ -69,6 +91,17 @@ class ModelSpec(_Strict):
         description="architecture: mlp (any data), cnn1d (1D signals), cnn2d or resnet18 (CIFAR variant; images)"
     )
     width: int = Field(gt=0, description="hidden units (mlp) or base channels (cnn1d, cnn2d, resnet18)")
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> "ModelSpec":
+        if estimated_parameters(self.name, self.width) > MAX_MODEL_PARAMETERS:
+            largest = math.isqrt(MAX_MODEL_PARAMETERS // estimated_parameters(self.name, 1))
+            raise ValueError(
+                f"width {self.width} gives {self.name} at least {estimated_parameters(self.name, self.width):.2e} "
+                f"parameters, more than the {MAX_MODEL_PARAMETERS:.0e} (4 GB of weights, ~16 GB to train) "
+                f"a job can hold; allowed: width 1..{largest}"
+            )
+        return self
 
 
 class TrainSpec(_Strict):
@@ -214,9 +247,28 @@ class SlurmSpec(_Strict):
     qos: str | None = Field(default=None, description="SLURM quality of service (null: the default)")
     extra: str = Field(default="", description="further sbatch flags, e.g. '--constraint=a100'")
 
+    @field_validator("partition", "account", "qos")
+    @classmethod
+    def _plain_name(cls, v: str | None) -> str | None:
+        if v is not None and not _SLURM_VALUE.match(v):
+            raise ValueError("must be a SLURM name: letters, digits and _.,:@%+/=- only (it reaches a shell line)")
+        return v
+
     @field_validator("extra")
     @classmethod
-    def _no_flag_with_a_setting(cls, v: str) -> str:
+    def _only_sbatch_options(cls, v: str) -> str:
+        import shlex
+
+        try:
+            tokens = shlex.split(v)
+        except ValueError as exc:
+            raise ValueError(f"not a list of sbatch options ({exc})") from None
+        for i, token in enumerate(tokens):
+            if not (_SLURM_OPTION.match(token) or (i > 0 and _SLURM_VALUE.match(token) and tokens[i - 1].startswith("-"))):
+                raise ValueError(
+                    f"{token!r} is not an sbatch option: allowed are --name, --name=value or -X value with "
+                    "letters, digits and _.,:@%+/=- only (the line goes through a shell)"
+                )
         for setting, pattern in _SLURM_FLAGS_WITH_A_SETTING.items():
             if re.search(pattern, v):
                 raise ValueError(f"sets what resources.slurm.{setting} sets; use that setting instead")
@@ -273,7 +325,10 @@ OpUnion = Annotated[Union[tuple(OP_SPECS.values())], Field(discriminator="op")]
 
 
 class StudySpec(_Strict):
-    study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name; outputs go to results/<study>/")
+    study: str = Field(
+        pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH,
+        description=f"name (letters, digits, _.-; at most {NAME_MAX_LENGTH}); outputs go to results/<study>/",
+    )
     dataset: DatasetUnion = Field(description="the dataset: its name and settings")
     augmentations: dict[str, list[OpUnion]] = Field(description="named policies: a list of ops each; [] is no augmentation")
     grid: GridSpec
@@ -356,6 +411,13 @@ def _format_error(err: dict) -> str:
         if kind == "union_tag_not_found":
             return f"{loc}.{key}: required key is missing; allowed: {tags}"
         return f"{loc}: unknown {key} {ctx.get('tag')!r}; allowed: {tags}"
+    if kind in ("int_type", "float_type") and isinstance(err.get("input"), str):
+        # Strict numbers: "200" is text, and silently converting it hides a quoting mistake.
+        hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if re.fullmatch(r"[-+]?[0-9.]+e[-+]?[0-9]+", err["input"]) else ""
+        return f"{loc}: must be a number, not the text {err['input']!r}; write it without quotes{hint}"
+    if kind == "string_too_long" and err["loc"] == ("study",):
+        return (f"study: {len(err['input'])} characters; allowed: at most {NAME_MAX_LENGTH} (it names the folder "
+                "results/<study>/, and a file name may have 255 bytes)")
     msg = err["msg"].removeprefix("Value error, ")
     return f"{loc}: {msg} (got {err.get('input')!r})"
 
@@ -512,6 +574,23 @@ def _cross_check(spec: StudySpec) -> list[str]:
         problems.append(f"grid.seed: duplicate seeds in {spec.grid.seed}")
     if len(set(spec.grid.method)) != len(spec.grid.method):
         problems.append(f"grid.method: duplicate methods in {spec.grid.method}")
+    if len(set(spec.grid.augmentation)) != len(spec.grid.augmentation):
+        # The same runs twice: two jobs would write one run directory.
+        problems.append(f"grid.augmentation: duplicate policies in {spec.grid.augmentation}")
+    for policy in spec.augmentations:
+        if not re.match(NAME_PATTERN, policy) or len(policy) > NAME_MAX_LENGTH:
+            problems.append(f"augmentations: policy name {policy!r} is not allowed; allowed: letters, digits and "
+                            f"_.- (starting with a letter or digit), at most {NAME_MAX_LENGTH} characters")
+    values_per_sample = getattr(ds, "length", None) or _FIXED_SAMPLE_VALUES.get(ds.name)
+    if values_per_sample and "train_pool" in type(ds).model_fields:
+        samples = ds.train_pool + 2 * ds.test_size  # train pool, test set, OOD set
+        if samples * values_per_sample * 4 > MAX_GENERATED_DATASET_BYTES:
+            largest = MAX_GENERATED_DATASET_BYTES // (4 * values_per_sample)
+            problems.append(
+                f"dataset: train_pool ({ds.train_pool}) + 2 x test_size ({ds.test_size}) = {samples} samples of "
+                f"{values_per_sample} float32 values exceed the {MAX_GENERATED_DATASET_BYTES // 2**30} GiB a generated "
+                f"dataset may take in memory; allowed: train_pool + 2 x test_size <= {largest}"
+            )
     for key, size in (("eval.labeled", spec.eval.labeled), ("eval.rankme.samples", spec.eval.rankme.samples)):
         if size != "full" and size > pool:
             problems.append(f"{key}: {size} is larger than the {ds.name} training pool ({pool} samples); "
@@ -563,23 +642,87 @@ def _cross_check(spec: StudySpec) -> list[str]:
     return problems
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key that appears twice in one mapping (PyYAML keeps the
+    last silently: a second `none:` policy would change what the reference policy means)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise StudyError([f"duplicate key {key!r} at line {line} (first at line {seen[key]}); "
+                                  "each key may appear once in a mapping"], self.name)
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def _unique_json_keys(pairs: list) -> dict:
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise StudyError([f"duplicate key {key!r}; each key may appear once in an object"])
+    return dict(pairs)
+
+
+def read_study_file(path: str | Path, label: str | None = None) -> Any:
+    """The parsed study file (YAML, or JSON for the study.json the workflow writes), or a StudyError
+    naming what is wrong: missing, a folder, not UTF-8, not YAML, a key given twice."""
+    path = Path(path)
+    label = label or str(path)
+    if not path.exists():
+        raise StudyError([f"file not found: {path}"], label)
+    if path.is_dir():
+        raise StudyError([f"{path} is a folder; give a study file (.yaml)"], label)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyError([f"not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                          "save the file as UTF-8"], label) from None
+    if path.suffix == ".json":
+        # JSON as JSON: YAML 1.1 would read json.dumps's 1e-05 as text.
+        try:
+            return json.loads(text, object_pairs_hook=_unique_json_keys)
+        except StudyError as exc:
+            raise StudyError(exc.problems, label) from None
+        except json.JSONDecodeError as exc:
+            raise StudyError([f"not valid JSON: {exc}"], label) from None
+    loader = _UniqueKeyLoader(text)
+    loader.name = label
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise StudyError([f"not valid YAML: {exc}"], label) from None
+    finally:
+        loader.dispose()
+
+
+def _non_finite(value: Any, where: str = "") -> list[str]:
+    """Fields holding .inf or .nan: no setting of a study means either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{where or '(top level)'}: {value} is not a finite number; allowed: a finite number"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{where}[{i}]")]
+    return []
+
+
 def load_study(source: str | Path | dict, name: str | None = None) -> Study:
     """Validate a study given as a YAML path or an already-parsed dict (Snakemake's `config`)."""
     if isinstance(source, dict):
         raw, label = source, name or "config"
     else:
-        path = Path(source)
-        label = name or str(path)
-        if not path.exists():
-            raise StudyError([f"file not found: {path}"], label)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise StudyError([f"not valid YAML: {exc}"], label) from None
+        label = name or str(source)
+        raw = read_study_file(source, label)
     if not isinstance(raw, dict):
         raise StudyError(["the study must be a mapping with keys study, dataset, augmentations, grid, train"], label)
+    if problems := _non_finite(raw):
+        raise StudyError(problems, label)
     try:
-        spec = StudySpec.model_validate(raw)
+        # strict: a quoted number ("200") is an error, not silently converted.
+        spec = StudySpec.model_validate(raw, strict=True)
     except ValidationError as exc:
         raise StudyError([_format_error(e) for e in exc.errors()], label) from None
     return Study(spec, label)

@@ -14,6 +14,22 @@ MODEL_MODALITIES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Parameters of each model per width**2, from its width-squared layers (the stem, the input layer of
+# the MLP and the head are left out: a lower bound). The study bounds widths by it: a width whose
+# weights alone would not fit in memory fails validation, not a job hours later.
+PARAMETERS_PER_WIDTH_SQUARED: dict[str, int] = {
+    "mlp": 1,  # Linear(width, width)
+    "cnn1d": 18,  # conv3 width->2w (6 w^2) + conv3 2w->2w (12 w^2)
+    "cnn2d": 90,  # conv3x3 width->2w (18 w^2) + conv3x3 2w->4w (72 w^2)
+    "resnet18": 2727,  # 11.17 M parameters at width 64 (the standard network) / 64**2
+}
+
+
+def estimated_parameters(name: str, width: int) -> int:
+    """A lower bound of the model's parameter count (its width-squared layers)."""
+    return PARAMETERS_PER_WIDTH_SQUARED[name] * width * width
+
+
 def build_model(name: str, width: int, sample_shape: tuple[int, ...], num_classes: int):
     from dataworth.models.cnn import CNN1d, CNN2d
     from dataworth.models.mlp import MLP

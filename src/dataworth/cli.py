@@ -140,9 +140,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_line(exc: OSError) -> str:
+    """'<path>: <what the system said>', or the error's own words when it names no path."""
+    if exc.filename is None:
+        return str(exc)
+    paths = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+    return f"{paths}: {exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run one command. Whatever the command, an error the system names ends it with one line and
+    exit status 2, not a traceback; a closed output pipe (`dataworth plan | head`) ends it quietly."""
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except BrokenPipeError:
+        # The reader has gone (head read its lines): stop like any Unix filter, exit 0. Point stdout
+        # at /dev/null so that the interpreter's final flush does not raise a second time.
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None
+    except UnicodeDecodeError as exc:
+        fail(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8")
+    except OSError as exc:
+        fail(_os_error_line(exc))
 
 
 if __name__ == "__main__":

@@ -56,13 +56,25 @@ def cmd_track(args) -> None:
         write_text_atomic(args.record, json.dumps(report.as_dict(), indent=2) + "\n")
 
 
+def _port_is_free(host: str, port: int) -> bool:
+    """Nothing listens on host:port and we may bind it. Both checks: a server bound to another
+    address of this machine (0.0.0.0, or with SO_REUSEPORT) can let our bind succeed and still
+    answer a browser at http://host:port."""
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        if probe.connect_ex((host, port)) == 0:
+            return False
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _free_port(host: str, first: int) -> int:
     for port in range(first, first + 100):
-        with socket.socket() as probe:
-            try:
-                probe.bind((host, port))
-            except OSError:
-                continue
+        if _port_is_free(host, port):
             return port
     raise SystemExit(f"error: no free port in {first}..{first + 99} on {host}; pass --port")
 
@@ -81,6 +93,11 @@ def cmd_ui(args) -> None:
         print(f"error: study {study.name!r} has no MLflow store yet ({uri}): run `dataworth track` "
               "(or `snakemake track`) first", file=sys.stderr)
         raise SystemExit(2)
+    if args.port and not _port_is_free(args.host, args.port):
+        # Before printing the address: a browser there would reach whatever holds the port.
+        print(f"error: --port {args.port}: {args.host}:{args.port} is in use; pass another port, or leave "
+              f"--port out for the first free one from {UI_FIRST_PORT}", file=sys.stderr)
+        raise SystemExit(1)
     port = args.port or _free_port(args.host, UI_FIRST_PORT)
     print(f"MLflow UI for study {study.name!r}: http://{args.host}:{port}  (store {uri}; Ctrl-C stops it)", flush=True)
     # The UI needs none of the server's background job workers (they run GenAI scorers).

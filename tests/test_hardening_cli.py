@@ -100,3 +100,19 @@ def test_free_port_skips_a_port_held_on_all_interfaces():
         port = other.getsockname()[1]
         assert not _port_is_free("127.0.0.1", port)
         assert _free_port("127.0.0.1", port) != port
+
+
+def test_a_pack_whose_every_run_failed_does_not_say_the_others_finished(tmp_path):
+    from dataworth.jobs import RunsFailed, for_each_run
+    from dataworth.runs import StudyDir
+
+    def work(run, run_dir):
+        raise RuntimeError("broken")
+
+    runs = [{"run_id": "a"}, {"run_id": "b"}]
+    with pytest.raises(RunsFailed) as info:
+        for_each_run(runs, StudyDir(tmp_path), "train", work)
+    assert str(info.value) == ("train failed for 2 of 2 runs: a, b (each run's logs/train.log has its traceback); "
+                               "none finished")
+    with pytest.raises(RunsFailed, match="; the others finished$"):
+        for_each_run(runs, StudyDir(tmp_path), "train", lambda run, d: work(run, d) if run["run_id"] == "a" else None)

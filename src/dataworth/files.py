@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -32,10 +33,22 @@ def atomic_path(path: str | Path):
         # Results are shared with colleagues on a cluster: readable like any other new file.
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        # torch.save reports a full disk as a RuntimeError ("unexpected pos ..."): name it, and the
+        # file, as the OSError it is (checked before the partial file goes and frees the space).
+        disk_full = isinstance(exc, RuntimeError) and _no_space_left(path.parent)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if disk_full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
         raise
+
+
+def _no_space_left(folder: Path) -> bool:
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

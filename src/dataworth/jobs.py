@@ -113,7 +113,7 @@ def run_log(path: Path):
 
 
 class RunsFailed(Exception):
-    """Some runs of a pack failed (each already reported in its log); the others finished."""
+    """Some runs of a pack failed (each already reported in its log); the message says whether any finished."""
 
 
 def for_each_run(runs: list[dict], study_dir: StudyDir, task: str, work: Callable[[dict, RunDir], None],

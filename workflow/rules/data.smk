@@ -9,4 +9,6 @@ rule prepare_data:
         str(STUDY_DIR.logs / "prepare_data.log"),
     localrule: True  # seconds of work: not worth a cluster job
     shell:
-        "dataworth prepare --config {params.config:q} --out {output} > {log} 2>&1"
+        # tee: its two lines also reach the console, so a failure is seen even when the log cannot be
+        # written (a full disk); pipefail (Snakemake's bash strict mode) keeps prepare's exit status.
+        "dataworth prepare --config {params.config:q} --out {output} 2>&1 | tee {log}"

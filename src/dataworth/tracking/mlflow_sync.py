@@ -14,6 +14,11 @@ artifacts). The MLflow store mirrors the run table, and syncing is idempotent:
 - MLflow runs whose run id left the study are deleted (restorable), and restored if it returns.
 
 Syncs of one study take a lock in its study dir (results/<study>), so they run one at a time.
+Syncs into one local store (a sqlite file, say MLFLOW_TRACKING_URI shared by two checkouts) also
+take a lock beside it: two processes creating a new sqlite store at once crash MLflow's schema
+set-up, and both would create the same runs. A tracking server cannot be locked: there a run is
+found by its run-id tag, and a final pass deletes the duplicates two syncs racing created (both
+keep the same one: the oldest, ties broken by id), leaving alone runs another sync is still writing.
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ def sync_study(
         raise TrackingError(f"{study_dir} does not exist: run the study first (snakemake), then track it")
     uri = fields.tracking_uri(study_dir, uri)
     report = SyncReport(study.name, fields.shown_uri(uri), runs_in_study=len(study.runs))
-    with _one_sync_at_a_time(study_dir, echo):
+    with _one_sync_at_a_time(study_dir, echo), _one_sync_per_store(uri, echo):
         _check_server(uri)
         try:
             _sync(study, study_dir, uri, report, echo)
@@ -141,6 +146,43 @@ def _sync(study: Study, study_dir: Path, uri: str, report: SyncReport, echo) -> 
                 client.delete_run(mlrun.info.run_id)
                 report.count("deleted (left the study)")
     _sync_study_run(client, parent_id, study, study_dir, statuses)
+    if fields.is_server(uri):
+        # Until a pass changes nothing: a pass that read the store just before the other sync
+        # finished may have pointed runs at a study run that the other's pass then deleted.
+        for _ in range(10):
+            kept_parent, changed = _remove_duplicates(client, experiment_id, {r["run_id"] for r in study.runs}, echo)
+            report.study_run_id = kept_parent or report.study_run_id
+            if not changed:
+                break
+
+
+def _remove_duplicates(client, experiment_id: str, run_ids: set[str], echo) -> tuple[str, bool]:
+    """After a sync to a server: where another sync created the same MLflow run at the same moment,
+    keep one. Only runs whose sync finished (their fingerprint tag is set) are compared; a run
+    another process is still writing is left to that process's own final pass. Every racing sync
+    keeps the same run (the oldest; ties by id). Returns the study's run that is kept, and whether
+    anything changed."""
+    changed = False
+    by_run_id, study_runs = _existing_runs(client, experiment_id)
+    groups = [study_runs, *(by_run_id.get(run_id, []) for run_id in run_ids)]
+    kept_parent = None
+    for group in groups:
+        finished = [r for r in group if r.info.lifecycle_stage == "active" and fields.SYNCED_TAG in r.data.tags]
+        if not finished:
+            continue
+        keep = _oldest(finished)
+        for extra in finished:
+            if extra is not keep:
+                client.delete_run(extra.info.run_id)
+                echo(f"{extra.info.run_name}: a second MLflow run another sync made at the same time, deleted")
+                changed = True
+        if group is study_runs:
+            kept_parent = keep.info.run_id
+        elif kept_parent and keep.data.tags.get(fields.PARENT_TAG) != kept_parent:
+            # Its parent was the other sync's study run: point it at the one kept.
+            client.set_tag(keep.info.run_id, fields.PARENT_TAG, kept_parent)
+            changed = True
+    return kept_parent or "", changed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,12 +457,43 @@ def _check_server(uri: str) -> None:
         ) from None
 
 
+def _local_store(uri: str) -> Path | None:
+    """The file (sqlite) or folder (file store) of a local tracking URI; None for a server."""
+    if fields.is_server(uri):
+        return None
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))
+    if uri.startswith("file://"):
+        return Path(uri.removeprefix("file://"))
+    if "://" in uri or uri.startswith(("databricks", "postgresql:", "mysql:", "mssql:")):
+        return None  # a database server: it serialises its own writes
+    return Path(uri)
+
+
+@contextlib.contextmanager
+def _one_sync_per_store(uri: str, echo):
+    """A lock beside a local store: syncs from any checkout into it run one at a time."""
+    store = _local_store(uri)
+    if store is None:
+        yield
+        return
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with _flock(store.parent / f".{store.name}.dataworth-sync.lock", f"the MLflow store {store}", echo):
+        yield
+
+
 @contextlib.contextmanager
 def _one_sync_at_a_time(study_dir: Path, echo):
-    with open(study_dir / ".mlflow-sync.lock", "w") as lock:
+    with _flock(study_dir / ".mlflow-sync.lock", str(study_dir), echo):
+        yield
+
+
+@contextlib.contextmanager
+def _flock(path: Path, what: str, echo):
+    with open(path, "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            echo(f"waiting for another sync of {study_dir} to finish")
+            echo(f"waiting for another sync of {what} to finish")
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield

@@ -1,6 +1,7 @@
 # dataworth: load and validate the study, include one rule file per stage, target `all`.
 # The study is params.yaml, or the file given with --configfile (then params.yaml is not read).
 import json
+import subprocess
 import sys
 
 from dataworth.cluster.resources import snakemake_resources
@@ -58,6 +59,17 @@ if workflow.is_main_process:
 
 
 onstart:
+    # Before any job is submitted: a request no node of the partition can meet would pend forever.
+    if workflow.executor_plugin is not None and workflow.executor_plugin.name == "slurm":
+        from dataworth.cluster.partition import check_requests
+
+        try:
+            problems = check_requests(SLURM_RESOURCES)
+        except (ValueError, OSError, subprocess.SubprocessError) as error:
+            raise WorkflowError(f"cannot ask SLURM what the partition offers: {error}") from None
+        if problems:
+            raise WorkflowError("the study asks SLURM for more than its partition offers; nothing was submitted:\n"
+                                + "\n".join(f"  - {problem}" for problem in problems))
     # Jobs read their runs from study.json and their pack's runs (--pack) from packs.json (both
     # written only when they changed). Neither is a rule output: a rewrite must not make finished
     # runs look outdated, and which runs exist is decided by their ids, hashes of what they compute.

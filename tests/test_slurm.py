@@ -288,3 +288,23 @@ def test_submit_sends_a_job_array_and_snakemake_then_has_nothing_to_train(slurm_
     assert "pack_id=" not in dry.stdout + dry.stderr  # no pack job (train, evaluate, rankme) left
     assert jobs_run(dry.stdout + dry.stderr) == {"collect": 1}
     assert_same_as_local(project, reference, RUN_IDS)
+
+
+def test_a_request_no_node_can_meet_is_refused_before_anything_is_submitted(slurm_cluster, tmp_path):
+    """The default resources.slurm (4 CPUs) on a partition of 2-CPU nodes would pend forever
+    (PartitionConfig): the workflow refuses at its start, naming the setting and what the partition offers."""
+    study = copy.deepcopy(TINY_STUDY)  # no resources section: the defaults
+    project = SlurmProject(tmp_path, study)
+    most_cpus = max(int(c) for c in subprocess.run(["sinfo", "-h", "-N", "-o", "%c"], capture_output=True,
+                                                   text=True, check=True).stdout.split())
+    assert most_cpus < 4, "the test cluster's node must have fewer CPUs than the default request"
+    before = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-S", "now-1hour"], capture_output=True, text=True).stdout
+    proc = project.start_slurm()
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert (f"resources.slurm.cpus: train jobs ask for 4 CPUs; the largest node of partition 'main' offers "
+            f"{most_cpus}; allowed: 1..{most_cpus}") in output
+    assert "nothing was submitted" in output
+    after = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-S", "now-1hour"], capture_output=True, text=True).stdout
+    assert after == before  # no job reached SLURM
+    assert not (project.results() / "data").exists()  # nor ran locally

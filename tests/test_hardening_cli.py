@@ -116,3 +116,10 @@ def test_a_pack_whose_every_run_failed_does_not_say_the_others_finished(tmp_path
                                "none finished")
     with pytest.raises(RunsFailed, match="; the others finished$"):
         for_each_run(runs, StudyDir(tmp_path), "train", lambda run, d: work(run, d) if run["run_id"] == "a" else None)
+
+
+@pytest.mark.parametrize("port", ["70000", "0", "-1", "http"])
+def test_ui_port_out_of_range_is_a_usage_error(port, capsys):
+    code, _, err = run_main(["ui", "--port", port], capsys)
+    assert code == 2
+    assert err.endswith(f"dataworth ui: error: argument --port: {port!r} is not a port; allowed: 1..65535\n")

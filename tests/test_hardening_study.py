@@ -186,3 +186,48 @@ def test_a_folder_or_a_non_utf8_file_is_one_problem(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes("study: caf\u00e9\n".encode("latin-1"))
     assert one_problem(path) == "not UTF-8 text (byte 10: b'\\xe9'); save the file as UTF-8"
+
+
+# --- hostile cases beyond the issue ------------------------------------------------------------------
+
+def test_a_billion_laughs_document_is_refused_quickly(tmp_path):
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdefg", "bcdefgh"):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")  # 9**8 values written out
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert one_problem(path) == "more than 100000 values once its YAML aliases (*name) are written out; a study has a few hundred"
+
+
+def test_yaml_aliases_for_reuse_still_work(tmp_path, tiny_study):
+    text = yaml.safe_dump(tiny_study, sort_keys=False)
+    text = text.replace("  shift:\n  - op: shift\n    max_shift: 3\n",
+                        "  shift: &s\n  - op: shift\n    max_shift: 3\n  shift_again: *s\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    study = load_study(path)
+    assert study.spec.augmentations["shift_again"] == study.spec.augmentations["shift"]
+
+
+def test_a_device_or_a_fifo_is_not_read(tmp_path):
+    import os
+
+    assert one_problem("/dev/zero") == "/dev/zero is not a regular file; give a study file (.yaml)"
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # reading it would block forever
+    assert one_problem(fifo) == f"{fifo} is not a regular file; give a study file (.yaml)"
+
+
+@pytest.mark.parametrize("extra, why", [
+    ("--wrap=reboot", "--wrap is not allowed here: it replaces the job's command"),
+    ("--export=LD_PRELOAD=/tmp/x.so", "--export is not allowed here"),
+    ("-D /tmp", "-D is not allowed here: jobs run in the repository root"),
+])
+def test_sbatch_options_that_change_what_runs_are_refused(tiny_study, extra, why):
+    tiny_study["resources"] = {"slurm": {"extra": extra}}
+    assert why in one_problem(tiny_study)
+
+
+def test_integers_beyond_int64_are_refused(tiny_study):
+    tiny_study["grid"]["seed"] = [0, 2**64]
+    assert one_problem(tiny_study) == f"grid.seed[1]: {2**64} does not fit in 64 bits; allowed: at most {2**63 - 1}"

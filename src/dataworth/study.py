@@ -59,6 +59,14 @@ _FIXED_SAMPLE_VALUES = {"mnist1d": 40}
 # characters that no shell treats specially may pass.
 _SLURM_OPTION = re.compile(r"^--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.,:@%+/=-]+)?$")
 _SLURM_VALUE = re.compile(r"^[A-Za-z0-9_.,:@%+/=-]+$")
+# sbatch options that change what runs or in which environment, not what it gets.
+_SBATCH_OPTIONS_REFUSED = {
+    "--wrap": "it replaces the job's command",
+    "--export": "it changes the job's environment (the workflow sets it)",
+    "--export-file": "it changes the job's environment (the workflow sets it)",
+    "--chdir": "jobs run in the repository root", "-D": "jobs run in the repository root",
+    "--uid": "jobs run as you", "--gid": "jobs run as you", "--get-user-env": "it changes the job's environment",
+}
 
 
 class StudyError(ValueError):
@@ -264,6 +272,9 @@ class SlurmSpec(_Strict):
         except ValueError as exc:
             raise ValueError(f"not a list of sbatch options ({exc})") from None
         for i, token in enumerate(tokens):
+            name = token.split("=", 1)[0]
+            if name in _SBATCH_OPTIONS_REFUSED:
+                raise ValueError(f"{name} is not allowed here: {_SBATCH_OPTIONS_REFUSED[name]}")
             if not (_SLURM_OPTION.match(token) or (i > 0 and _SLURM_VALUE.match(token) and tokens[i - 1].startswith("-"))):
                 raise ValueError(
                     f"{token!r} is not an sbatch option: allowed are --name, --name=value or -X value with "
@@ -642,6 +653,25 @@ def _cross_check(spec: StudySpec) -> list[str]:
     return problems
 
 
+# A study file is a few KB; a bigger one is a mistake (or /dev/zero), not a study.
+MAX_STUDY_FILE_BYTES = 10 * 2**20
+# YAML aliases (*name) are fine for reuse, but nested ones multiply: nine levels of nine make a
+# "billion laughs" document of a few lines that hangs whatever walks it. Values, counted as written
+# out; the largest shipped study has a few hundred.
+MAX_STUDY_VALUES = 100_000
+
+
+def _values_written_out(value: Any, memo: dict[int, int]) -> int:
+    """How many values `value` holds with every alias written out (each shared node counted once
+    per use, computed once: linear in the document)."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) not in memo:
+        items = list(value.values()) + list(value.keys()) if isinstance(value, dict) else value
+        memo[id(value)] = min(1 + sum(_values_written_out(v, memo) for v in items), 10 * MAX_STUDY_VALUES)
+    return memo[id(value)]
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key that appears twice in one mapping (PyYAML keeps the
     last silently: a second `none:` policy would change what the reference policy means)."""
@@ -675,6 +705,10 @@ def read_study_file(path: str | Path, label: str | None = None) -> Any:
         raise StudyError([f"file not found: {path}"], label)
     if path.is_dir():
         raise StudyError([f"{path} is a folder; give a study file (.yaml)"], label)
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise StudyError([f"{path} is not a regular file; give a study file (.yaml)"], label)
+    if path.stat().st_size > MAX_STUDY_FILE_BYTES:
+        raise StudyError([f"{path.stat().st_size} bytes; a study file may have at most {MAX_STUDY_FILE_BYTES}"], label)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -691,17 +725,27 @@ def read_study_file(path: str | Path, label: str | None = None) -> Any:
     loader = _UniqueKeyLoader(text)
     loader.name = label
     try:
-        return loader.get_single_data()
+        raw = loader.get_single_data()
     except yaml.YAMLError as exc:
         raise StudyError([f"not valid YAML: {exc}"], label) from None
     finally:
         loader.dispose()
+    if _values_written_out(raw, {}) > MAX_STUDY_VALUES:
+        raise StudyError([f"more than {MAX_STUDY_VALUES} values once its YAML aliases (*name) are written out; "
+                          "a study has a few hundred"], label)
+    return raw
+
+
+INT64_MAX = 2**63 - 1
 
 
 def _non_finite(value: Any, where: str = "") -> list[str]:
-    """Fields holding .inf or .nan: no setting of a study means either."""
+    """Fields holding .inf or .nan (no setting of a study means either), or an integer beyond int64
+    (seeds, sizes and steps are int64 in the Parquet files and in torch)."""
     if isinstance(value, float) and not math.isfinite(value):
         return [f"{where or '(top level)'}: {value} is not a finite number; allowed: a finite number"]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        return [f"{where or '(top level)'}: {value} does not fit in 64 bits; allowed: at most {INT64_MAX}"]
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in _non_finite(v, f"{where}.{k}" if where else str(k))]
     if isinstance(value, list):

@@ -28,8 +28,16 @@ def register(sub) -> None:
     p.add_argument("study", nargs="?", default="params.yaml")
     p.add_argument("--results", default="results", help="results root (default: results)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, help=f"default: the first free port from {UI_FIRST_PORT}")
+    p.add_argument("--port", type=_port_number, help=f"1..65535; default: the first free port from {UI_FIRST_PORT}")
     p.set_defaults(func=cmd_ui)
+
+
+def _port_number(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port; allowed: 1..65535")
+    return int(text)
 
 
 def cmd_track(args) -> None:

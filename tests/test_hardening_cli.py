@@ -123,3 +123,20 @@ def test_ui_port_out_of_range_is_a_usage_error(port, capsys):
     code, _, err = run_main(["ui", "--port", port], capsys)
     assert code == 2
     assert err.endswith(f"dataworth ui: error: argument --port: {port!r} is not a port; allowed: 1..65535\n")
+
+
+@pytest.mark.parametrize("threads", ["0", "-2", "two"])
+def test_threads_below_one_is_a_usage_error_not_a_failed_run(tmp_path, threads, capsys):
+    code, _, err = run_main(["train", "--study", "x.yaml", "--run-id", "r", "--runs", str(tmp_path), "--data", "d.pt",
+                             "--threads", threads], capsys)
+    assert code == 2
+    assert f"argument --threads: {threads!r} is not a whole number of 1 or more" in err
+
+
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_validate", interrupted)
+    code, _, err = run_main(["validate"], capsys)
+    assert (code, err) == (130, "error: interrupted\n")

@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(0) from None
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)  # Ctrl-C: the shell's status for SIGINT, not a traceback
     except UnicodeDecodeError as exc:
         fail(f"a file is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8")
     except OSError as exc:

@@ -45,6 +45,12 @@ def run_or_exit(study: "Study", run_id: str) -> dict:
         fail(f"{exc.args[0]}; `dataworth plan` lists the run ids")
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
 def add_run_arguments(p: argparse.ArgumentParser, study_help: str) -> None:
     """The arguments of the commands that work on runs: which runs, where their directories are."""
     p.add_argument("--study", required=True, help=study_help)
@@ -54,7 +60,7 @@ def add_run_arguments(p: argparse.ArgumentParser, study_help: str) -> None:
                        "(the workflow's jobs: a run leaving the study never changes their command)")
     p.add_argument("--runs", required=True, help="the folder holding the run directories (results/<study>/runs)")
     p.add_argument("--data", required=True, help="prepared dataset file")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (1 or more)")
 
 
 def study_dir_of(args) -> StudyDir:

@@ -87,3 +87,35 @@ def test_plan_shows_pending_trained_ok_and_diverged(trained, capsys):
     write_parquet(summary, SUMMARY, run_dir.summary)
     states = plan_states(study, study_dir.path.parent, capsys)
     assert states[run["run_id"]] == "diverged" and states[other["run_id"]] == "trained"
+
+
+def test_runs_falling_back_from_a_failed_grouped_pack_finish_equal_to_training_alone(trained, monkeypatch, tmp_path,
+                                                                                    capsys):
+    """Grouped training fails (out of memory, say) after writing the pack's checkpoint: the job trains
+    the runs one by one, and each ends exactly as when trained alone (same device, same seeds)."""
+    import dataworth.train.run
+    from dataworth.tracking.schemas import HISTORY, TRAINING
+    from dataworth.train.jobs import train_job
+
+    study, data_path, _, _ = trained
+    runs = study.runs[:2]
+
+    def out_of_memory(runs, data, outs, **kwargs):
+        outs[0].pack_checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        outs[0].pack_checkpoint.write_bytes(b"the pack's progress")
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(dataworth.train.run, "train_runs_together", out_of_memory)
+    packed = StudyDir(tmp_path / "packed")
+    train_job(runs, str(data_path), packed, "concurrent")
+    assert "warning: training the runs together failed (RuntimeError: CUDA out of memory (simulated)); training " \
+           "them one by one" in capsys.readouterr().err
+    for run in runs:
+        fallback, alone = packed.run_dir(run["run_id"]), StudyDir(tmp_path / "alone").run_dir(run["run_id"])
+        train_run(run, data_path, alone)
+        assert read_parquet(fallback.training, TRAINING).iloc[0]["status"] == "ok"
+        h_fallback, h_alone = (read_parquet(rd.history, HISTORY) for rd in (fallback, alone))
+        assert h_fallback.drop(columns="elapsed_seconds").equals(h_alone.drop(columns="elapsed_seconds"))
+        weights, reference = (torch.load(rd.model, weights_only=True) for rd in (fallback, alone))
+        assert weights.keys() == reference.keys() and all(torch.equal(weights[k], reference[k]) for k in reference)
+        assert not fallback.pack_checkpoint.exists()

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import pandas as pd
 import yaml
 
 from dataworth.study import load_study
@@ -60,3 +61,44 @@ def test_prepare_data_failing_on_a_full_disk_says_why_on_the_console(project, ti
     assert f"error: {study_dir.data(study.dataset_id()).relative_to(project.root)}: No space left on device" \
         in before_snakemakes_summary
     assert "Traceback" not in before_snakemakes_summary  # torch's RuntimeError is named as the full disk it is
+
+
+def test_a_diverged_run_goes_through_the_whole_pipeline(project, tiny_study):
+    """Snakemake -> collect -> report -> MLflow with one run whose loss becomes NaN: a status row
+    with null metrics, counted as left out by the fits, tagged in MLflow, and no NaN metric logged."""
+    import math
+
+    from mlflow import MlflowClient
+
+    from dataworth.tracking.schemas import METRICS, read_parquet
+
+    # Noise of std 3e38 overflows float32 in the first layer: the loss is NaN at the first check.
+    tiny_study["augmentations"]["blowup"] = [{"op": "noise", "std": 3e38}]
+    tiny_study["grid"].update(augmentation=["none", "shift", "blowup"], n_train=[32, 64])
+    tiny_study["grid"]["exclude"] = [{"augmentation": "blowup", "n_train": 32}]  # one diverged run
+    project.write_study(tiny_study)
+    study = load_study(tiny_study)
+    [diverged] = [r["run_id"] for r in study.runs if r["augmentation"]["name"] == "blowup"]
+    env = {"MLFLOW_TRACKING_URI": ""}
+    proc = project.snakemake("all", "track", env=env)
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+    metrics = read_parquet(project.results() / "metrics.parquet", METRICS).set_index("run_id")
+    assert len(metrics) == 5
+    row = metrics.loc[diverged]
+    assert row["status"] == "diverged" and row["steps_completed"] < 40
+    assert all(math.isnan(row[k]) for k in ("test_accuracy", "test_loss", "ood_accuracy", "train_loss"))
+    assert (metrics.drop(diverged)["status"] == "ok").all()
+
+    fits = pd.read_parquet(project.results() / "fits.parquet")
+    blowup = fits[fits["augmentation"] == "blowup"]
+    assert len(blowup) and (blowup["n_excluded"] == 1).all() and (blowup["n_runs"] == 0).all()
+    assert (fits[fits["augmentation"] != "blowup"]["n_excluded"] == 0).all()
+
+    client = MlflowClient(f"sqlite:///{project.results() / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    [mlrun] = client.search_runs([experiment.experiment_id], f"tags.`dataworth.run_id` = '{diverged}'")
+    assert mlrun.data.tags["dataworth.status"] == "diverged"
+    assert "test_accuracy" not in mlrun.data.metrics
+    for key in mlrun.data.metrics:
+        assert all(math.isfinite(m.value) for m in client.get_metric_history(mlrun.info.run_id, key)), key

@@ -74,8 +74,9 @@ def test_a_diverged_run_goes_through_the_whole_pipeline(project, tiny_study):
 
     # Noise of std 3e38 overflows float32 in the first layer: the loss is NaN at the first check.
     tiny_study["augmentations"]["blowup"] = [{"op": "noise", "std": 3e38}]
-    tiny_study["grid"].update(augmentation=["none", "shift", "blowup"], n_train=[32, 64])
+    tiny_study["grid"].update(augmentation=["none", "blowup"], n_train=[32, 64])
     tiny_study["grid"]["exclude"] = [{"augmentation": "blowup", "n_train": 32}]  # one diverged run
+    tiny_study["resources"] = {"runs_per_job": 3}  # one job per stage: the test pays few process starts
     project.write_study(tiny_study)
     study = load_study(tiny_study)
     [diverged] = [r["run_id"] for r in study.runs if r["augmentation"]["name"] == "blowup"]
@@ -84,7 +85,7 @@ def test_a_diverged_run_goes_through_the_whole_pipeline(project, tiny_study):
     assert "Traceback" not in proc.stdout + proc.stderr
 
     metrics = read_parquet(project.results() / "metrics.parquet", METRICS).set_index("run_id")
-    assert len(metrics) == 5
+    assert len(metrics) == 3
     row = metrics.loc[diverged]
     assert row["status"] == "diverged" and row["steps_completed"] < 40
     assert all(math.isnan(row[k]) for k in ("test_accuracy", "test_loss", "ood_accuracy", "train_loss"))

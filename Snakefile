@@ -1,6 +1,7 @@
 # dataworth: load and validate the study, include one rule file per stage, target `all`.
 # The study is params.yaml, or the file given with --configfile (then params.yaml is not read).
 import json
+import os
 import subprocess
 import sys
 
@@ -71,6 +72,9 @@ onstart:
         if problems:
             raise WorkflowError("the study asks SLURM for more than its partition offers; nothing was submitted:\n"
                                 + "\n".join(f"  - {problem}" for problem in problems))
+        from dataworth.cluster.pending import PendingReporter
+
+        PendingReporter(os.getcwd()).start()  # while jobs wait, their SLURM pending reason in the log
     # Jobs read their runs from study.json and their pack's runs (--pack) from packs.json (both
     # written only when they changed). Neither is a rule output: a rewrite must not make finished
     # runs look outdated, and which runs exist is decided by their ids, hashes of what they compute.

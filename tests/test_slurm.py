@@ -308,3 +308,14 @@ def test_a_request_no_node_can_meet_is_refused_before_anything_is_submitted(slur
     after = subprocess.run(["sacct", "-n", "-X", "-o", "JobID", "-S", "now-1hour"], capture_output=True, text=True).stdout
     assert after == before  # no job reached SLURM
     assert not (project.results() / "data").exists()  # nor ran locally
+
+
+def test_a_waiting_job_shows_its_pending_reason_in_the_log(slurm_cluster, tmp_path):
+    """Two train jobs that each take every CPU of the one node: one waits, and Snakemake's log says why."""
+    study = copy.deepcopy(TINY_STUDY)
+    study["grid"].update(n_train=[32], augmentation=["none", "shift"])
+    study["resources"] = {"slurm": {"gpus": 0, "cpus": 2, "mem_mb": 500, "runtime_min": 5}}
+    project = SlurmProject(tmp_path, study)
+    output = project.run_slurm(METRICS_TARGET, env={"DATAWORTH_PENDING_CHECK_SECONDS": "1"})
+    assert re.search(r"dataworth: SLURM job \d+ \((train|evaluate|rankme), pack [0-9a-f]{12}\) is pending: "
+                     r"(Resources|Priority)", output), output

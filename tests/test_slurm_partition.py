@@ -84,3 +84,25 @@ def test_an_empty_partition_is_named():
     partition = parse_partition(SCONTROL, "")
     assert request_problems("train", {"cpus_per_task": 1}, partition) == [
         "resources.slurm.partition: partition 'main' has no nodes (sinfo lists none)"]
+
+
+def test_pending_reasons_of_this_checkouts_jobs_are_printed_when_they_change(tmp_path):
+    import io
+
+    from dataworth.cluster.pending import PendingReporter
+
+    here, elsewhere = tmp_path / "repo", tmp_path / "other"
+    here.mkdir(), elsewhere.mkdir()
+    out = io.StringIO()
+    reporter = PendingReporter(str(here), out)
+    first = (f"101|rule_train_wildcards_0123456789ab|Resources|{here}\n"
+             f"102|rule_evaluate_wildcards_0123456789ab|Dependency|{here}\n"
+             f"103|rule_train_wildcards_aaaaaaaaaaaa|PartitionConfig|{elsewhere}\n")  # another checkout's
+    assert reporter.check(first) == [
+        "dataworth: SLURM job 101 (train, pack 0123456789ab) is pending: Resources",
+        "dataworth: SLURM job 102 (evaluate, pack 0123456789ab) is pending: Dependency",
+    ]
+    assert reporter.check(first) == []  # unchanged: said once
+    assert reporter.check(f"101|rule_train_wildcards_0123456789ab|Priority|{here}\n") == [
+        "dataworth: SLURM job 101 (train, pack 0123456789ab) is pending: Priority"]
+    assert out.getvalue().count("\n") == 3

@@ -244,9 +244,10 @@ def bench_packing(datasets: dict, device: torch.device, steps: int, ks: tuple[in
 # --- 4. the default study end to end ------------------------------------------------------------
 
 
-def _run_study(repo: Path, spec: dict, cores: int) -> tuple[float, pd.DataFrame, list[float], int]:
-    """Run the study `spec` from scratch in a temporary copy of the workflow with real Snakemake;
-    its wall seconds, metrics table, each run's start-up seconds and its number of packs."""
+def _run_study(repo: Path, spec: dict, cores: int, targets: tuple[str, ...] = ()) -> tuple[float, pd.DataFrame, list[float], int]:
+    """Run the study `spec` from scratch in a temporary copy of the workflow with real Snakemake
+    (its default target, or `targets`); its wall seconds, metrics table, each run's start-up
+    seconds and its number of packs."""
     import json
 
     import yaml
@@ -263,7 +264,7 @@ def _run_study(repo: Path, spec: dict, cores: int) -> tuple[float, pd.DataFrame,
         bin_dir = Path(sys.executable).parent  # the rules call `dataworth`: it must be on PATH
         env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         start = time.perf_counter()
-        proc = subprocess.run([str(bin_dir / "snakemake"), "--cores", str(cores)], cwd=root, env=env,
+        proc = subprocess.run([str(bin_dir / "snakemake"), "--cores", str(cores), *targets], cwd=root, env=env,
                               capture_output=True, text=True)
         wall = time.perf_counter() - start
         if proc.returncode != 0:

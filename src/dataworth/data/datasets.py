@@ -1,4 +1,4 @@
-"""Datasets, all offline: generated (mnist1d, synthetic) or bundled with a dependency (digits).
+"""Datasets, all offline: generated (mnist1d, synthetic, synthetic_images) or bundled with a dependency (digits).
 
 Each dataset spec builds four arrays once per study: the training pool (from which nested
 subsets are drawn), a fixed test set, and a fixed out-of-distribution (OOD) test set, a
@@ -163,8 +163,53 @@ class SyntheticSpec(DatasetSpec):
         return _standardise(arrays)
 
 
+class SyntheticImagesSpec(DatasetSpec):
+    """Tiny image data shaped like CIFAR (3x32x32 by default), for tests and the GPU check: noisy,
+    randomly shifted copies of random blocky class templates. No download, built in a moment."""
+
+    name: Literal["synthetic_images"]
+    train_pool: int = Field(default=1024, gt=0)
+    test_size: int = Field(default=256, gt=0)
+    num_classes: int = Field(default=10, ge=2)
+    channels: int = Field(default=3, ge=1)
+    size: int = Field(default=32, ge=8, description="height and width in pixels")
+    noise: float = Field(default=0.8, ge=0, description="std of the i.i.d. noise added to each pixel")
+    seed: int = Field(default=0, ge=0)
+
+    modality: ClassVar[str] = IMAGE
+    ood_description: ClassVar[str] = "synthetic image test set with its noise std doubled"
+
+    def train_pool_size(self) -> int:
+        return self.train_pool
+
+    def build(self) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        # 4x4 blocks of colour per class, upsampled: structure a convolution can learn quickly.
+        coarse = rng.standard_normal((self.num_classes, self.channels, 4, 4))
+        block = -(-self.size // 4)
+        templates = np.kron(coarse, np.ones((1, 1, block, block)))[:, :, : self.size, : self.size]
+        total = self.train_pool + self.test_size
+        y = np.arange(total) % self.num_classes
+        rng.shuffle(y)
+        shifts = rng.integers(-2, 3, size=(total, 2))
+        clean = np.stack([np.roll(templates[c], tuple(s), axis=(1, 2)) for c, s in zip(y, shifts)])
+        x = clean + self.noise * rng.standard_normal(clean.shape)
+        test = slice(self.train_pool, None)
+        x_ood = clean[test] + 2 * self.noise * rng.standard_normal(clean[test].shape)
+        arrays = {
+            "x_train": x[: self.train_pool],
+            "y_train": y[: self.train_pool],
+            "x_test": x[test],
+            "y_test": y[test],
+            "x_ood": x_ood,
+            "y_ood": y[test],
+        }
+        return _standardise(arrays)
+
+
 DATASET_SPECS: dict[str, type[DatasetSpec]] = {
     "mnist1d": Mnist1dSpec,
     "digits": DigitsSpec,
     "synthetic": SyntheticSpec,
+    "synthetic_images": SyntheticImagesSpec,
 }

@@ -231,14 +231,15 @@ def check_reference(ctx: Context) -> list[dict]:
     s = ctx.sizes
     shape = (3, 32, 32)
     flops = flops_per_sample("resnet18", s.reference_width, shape)
-    data = ctx.prepared({**ctx.images(32), "train_pool": 1024})
+    dataset = {**ctx.images(32), "train_pool": 1024}  # CIFAR-shaped at any image size of the other parts
+    data = ctx.prepared(dataset)
     case = (f"resnet18-{s.reference_width} 3x32x32 batch {s.reference_batch} sgd flip+crop "
             f"{'bf16 channels_last' if not ctx.reduced else 'float32'}")
     rows = []
     for compile in (False, True) if s.compile else (False,):
         variant = "torch.compile" if compile else "eager"
         steps = s.reference_warmup + s.reference_steps
-        run = study_runs(ctx, {**ctx.images(32), "train_pool": 1024}, [{"name": "resnet18", "width": s.reference_width}],
+        run = study_runs(ctx, dataset, [{"name": "resnet18", "width": s.reference_width}],
                          {"flip_crop": FLIP_CROP}, [1024], [0], s.reference_batch, steps, s.reference_warmup,
                          compile)[0]
         _reset_peak_memory(ctx.device)
@@ -512,17 +513,20 @@ def write_table(rows: list[dict], env: dict, out: Path):
 
 
 def format_table(table) -> str:
+    """The table, one line per check, then each check's note (criterion, context or error) by its row number."""
     import pandas as pd
 
-    shown = table.assign(result=table["passed"].map({True: "pass", False: "FAIL"}))[
-        ["part", "part_name", "case", "variant", "result", "steps_per_second", "samples_per_second", "tflops",
-         "peak_memory_mb", "projected_run_seconds", "runs_per_hour", "difference", "tolerance", "note"]]
+    shown = table.assign(row=range(1, len(table) + 1), result=table["passed"].map({True: "pass", False: "FAIL"}))[
+        ["row", "part", "part_name", "case", "variant", "result", "steps_per_second", "samples_per_second", "tflops",
+         "peak_memory_mb", "projected_run_seconds", "runs_per_hour", "difference", "tolerance"]]
     shown = shown.rename(columns={"part_name": "check", "steps_per_second": "steps/s", "samples_per_second": "samples/s",
                                   "tflops": "TFLOP/s", "peak_memory_mb": "peak MB",
                                   "projected_run_seconds": "60k-step run s", "runs_per_hour": "runs/h"})
-    with pd.option_context("display.max_rows", None, "display.width", 400, "display.max_colwidth", 200,
+    with pd.option_context("display.max_rows", None, "display.width", 400, "display.max_colwidth", 120,
                            "display.float_format", lambda v: f"{v:,.4g}"):
-        return shown.fillna("").to_string(index=False)
+        text = shown.fillna("").to_string(index=False)
+    notes = [f"{i:>3}. {note}" for i, note in enumerate(table["note"], start=1)]
+    return text + "\n\nnotes:\n" + "\n".join(notes)
 
 
 def parse_parts(text: str) -> list[int]:

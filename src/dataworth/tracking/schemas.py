@@ -148,7 +148,8 @@ GPU_CHECK = _schema(
     ("part", pa.int64(), "1 reference case, 2 packing, 3 augmentation, 4 study end to end, 5 determinism"),
     ("part_name", pa.string(), "reference, packing, augment, study or determinism"),
     ("case", pa.string(), "what was run (model, width, input, batch, K, policy, study)"),
-    ("variant", pa.string(), "eager or torch.compile; together or one after another; CUDA or CPU; first or second"),
+    ("variant", pa.string(), "1: eager or torch.compile; 2: one after another or together (K=k); 3: batched; "
+     "4: train.device cpu or cuda (auto in the reduced form); 5: second run vs. first"),
     ("device", pa.string(), "device the variant ran on"),
     ("seconds", pa.float64(), "wall seconds of the measured part"),
     ("steps_per_second", pa.float64(), "optimizer steps per second after warm-up (and compile)"),

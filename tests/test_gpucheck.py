@@ -131,12 +131,10 @@ def test_cuda_asked_for_without_cuda_is_one_line_error(tmp_path):
     assert not (tmp_path / "x.parquet").exists()
 
 
-def test_docs_page_shows_the_schema_and_every_tolerance():
+def test_docs_page_states_every_tolerance():
     from dataworth import gpucheck
-    from dataworth.tracking.schemas import describe
 
     page = (REPO / "docs" / "gpu-check.md").read_text()
-    assert describe(GPU_CHECK) in page
     for tolerance in (*gpucheck.PACKED_LOSS.values(), gpucheck.STUDY_LOSS, gpucheck.STUDY_ACCURACY,
                       *gpucheck.RERUN.values()):
         assert f"`{tolerance}`" in page, f"docs/gpu-check.md does not state the tolerance {tolerance}"

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from dataworth.gpucheck import NO_GPU, PARTS, Tolerance, flops_per_sample, parse_parts, shipped_policies
+from dataworth.gpucheck import NO_GPU, PARTS, Tolerance, parse_parts, shipped_policies
+from dataworth.models.flops import flops_per_sample
 from dataworth.tracking.schemas import GPU_CHECK, read_parquet
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -159,26 +158,11 @@ def _ratio(difference: float, bound: float) -> float:
     return 0.0 if difference == 0 else math.inf
 
 
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _reset_peak_memory(device) -> None:
     import torch
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-
-def _peak_memory_mb(device) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's high-water mark (KB)
 
 
 def study_runs(ctx: Context, dataset: dict, models: list[dict], policies: dict, n_train: list[int],
@@ -208,24 +192,9 @@ def _train(ctx: Context, run: dict, data: Path, folder: str) -> tuple[dict, "obj
 # --- 1. the reference case --------------------------------------------------------------------
 
 
-def flops_per_sample(model_name: str, width: int, sample_shape: tuple[int, ...], num_classes: int = 10) -> float:
-    """Forward + backward FLOPs of one training sample, counted by torch's FlopCounterMode on the
-    meta device (shapes only: nothing is computed). A multiply-add counts as 2 FLOPs."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from dataworth.models import build_model
-
-    batch = 2  # BatchNorm in training mode needs more than one sample
-    with torch.device("meta"):
-        model = build_model(model_name, width, sample_shape, num_classes)
-        x = torch.randn(batch, *sample_shape)
-    with FlopCounterMode(display=False) as counter:
-        model(x).float().sum().backward()
-    return counter.get_total_flops() / batch
-
-
 def check_reference(ctx: Context) -> list[dict]:
+    from dataworth.bench import _peak_memory_mb
+    from dataworth.models.flops import flops_per_sample
     from dataworth.tracking.schemas import HISTORY, read_parquet
 
     s = ctx.sizes
@@ -281,6 +250,7 @@ def _packing_cases(ctx: Context) -> list[tuple[str, dict, dict, dict]]:
 
 
 def check_packing(ctx: Context) -> list[dict]:
+    from dataworth.bench import _sync
     from dataworth.runs import RunDir
     from dataworth.train.run import train_runs_together
 
@@ -350,6 +320,7 @@ def shipped_policies(repo: Path) -> list[tuple[str, str, list[dict]]]:
 def check_augment(ctx: Context) -> list[dict]:
     import torch
 
+    from dataworth.bench import _sync
     from dataworth.augment import build_policy
 
     batch, repeats, rows = 128, ctx.sizes.augment_repeats, []
@@ -578,6 +549,7 @@ def run_check(args) -> int:
     banner = NO_GPU if reduced else f"GPU: {env['gpu']}, torch {env['torch']}, CUDA {env['cuda']}"
     print(f"gpu-check {env['date']} on {env['host']}: {banner}", flush=True)
     out = Path(args.out)
+    began = time.perf_counter()
     rows: list[dict] = []
     failed: list[int] = []
     with tempfile.TemporaryDirectory(prefix="dataworth-gpu-check-") as tmp:
@@ -603,7 +575,7 @@ def run_check(args) -> int:
             table = write_table(rows, env, out)  # after every part: a crash later keeps what was measured
     print()
     print(format_table(table))
-    print(f"\nwritten to {out}")
+    print(f"\nwritten to {out}; the check took {time.perf_counter() - began:.0f} s")
     if reduced:
         print(NO_GPU)
     if failed:

@@ -69,7 +69,7 @@ class Sizes:
 
 FULL = Sizes(reference_width=64, reference_batch=128, reference_warmup=30, reference_steps=300, compile=True,
              pack_ks=(1, 4, 16), pack_steps=200, pack_batch=128, pack_n_train=1000, pack_resnet_width=16,
-             mnist1d_pool=4000, image_size=32, augment_repeats=50, study_steps=40, determinism_steps=200)
+             mnist1d_pool=4000, image_size=32, augment_repeats=50, study_steps=40, determinism_steps=100)
 # On 2 CPU cores: the reference network at width 16 and a batch and step count a CPU gets through
 # in seconds; no torch.compile (inductor's C++ compile of ResNet-18 takes minutes there).
 REDUCED = Sizes(reference_width=16, reference_batch=8, reference_warmup=2, reference_steps=2, compile=False,

@@ -17,9 +17,6 @@ for stage in EVALUATIONS.values():
         output:
             f"{PACK_DIR}/{stage.name}.done",
         params:
-            # The command as a param: Snakemake builds a rule's shell string when the job runs,
-            # after this loop ended, so `stage.name` there would be the last stage's for every rule.
-            command=stage.name,
             study=STUDY_JSON,
             runs=RUNS,
             eval=STUDY.eval_params(stage.name),
@@ -30,7 +27,8 @@ for stage in EVALUATIONS.values():
         threads: 1
         resources:
             **SLURM_RESOURCES["evaluate"],
+        # {rule}, not stage.name: Snakemake evaluates a shell line when the job runs, after the loop.
         shell:
-            "dataworth {params.command} --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
+            "dataworth {rule} --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
             "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1 "
             "&& echo {params.eval:q} > {output}"

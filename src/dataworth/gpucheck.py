@@ -421,9 +421,8 @@ def check_study(ctx: Context) -> list[dict]:
 
 
 def check_determinism(ctx: Context) -> list[dict]:
-    import torch
-
     from dataworth.evaluate import evaluate_run
+    from dataworth.files import load_torch
     from dataworth.tracking.schemas import HISTORY, read_parquet
 
     s = ctx.sizes
@@ -436,7 +435,7 @@ def check_determinism(ctx: Context) -> list[dict]:
         record, out = _train(ctx, run, data, f"determinism-{attempt}")
         summary = evaluate_run(out, data, threads=ctx.threads)
         history = read_parquet(out.history, HISTORY)["loss"].to_numpy()
-        weights = torch.load(out.model, map_location="cpu", weights_only=True)
+        weights = load_torch(out.model)
         results.append((record, summary, history, weights))
     (_, first, h1, w1), (_, second, h2, w2) = results
     metric_diff = max(abs(first[c] - second[c]) for c in ("train_loss", "test_loss", "test_accuracy", "ood_accuracy"))

@@ -113,15 +113,16 @@ def test_reduced_cpu_form_end_to_end(tmp_path):
 
 
 @pytest.mark.integration
-def test_a_failing_part_fails_the_check_and_is_named(tmp_path):
+def test_failing_and_crashing_parts_fail_the_check_and_are_named(tmp_path):
     out = tmp_path / "gpu-check.parquet"
-    proc = gpu_check("--parts", "augment,determinism", "--inject-failure", "determinism", out=out)
+    proc = gpu_check("--parts", "reference,augment,determinism", "--inject-crash", "reference",
+                     "--inject-failure", "determinism", out=out)
     assert proc.returncode == 1
-    assert proc.stderr.rstrip().endswith("gpu-check FAILED: part 5 (determinism)")
-    table = read_parquet(out, GPU_CHECK)
-    assert table.loc[table["part"] == 5, "passed"].tolist() == [False]
-    assert "InjectedFailure" in table.loc[table["part"] == 5, "note"].iloc[0]
-    assert table.loc[table["part"] == 3, "passed"].all()  # the other part still ran, and passed
+    assert proc.stderr.rstrip().endswith("gpu-check FAILED: part 1 (reference), part 5 (determinism)")
+    table = read_parquet(out, GPU_CHECK).set_index("part")
+    assert not table.loc[1, "passed"] and "killed by SIGSEGV" in table.loc[1, "note"]
+    assert not table.loc[5, "passed"] and "InjectedFailure" in table.loc[5, "note"]
+    assert table.loc[[3], "passed"].all()  # the part after the crash ran, in a fresh process, and passed
 
 
 def test_cuda_asked_for_without_cuda_is_one_line_error(tmp_path):

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -532,7 +534,67 @@ def build_parser() -> argparse.ArgumentParser:
                         "GPU machine, 2 on the CPU)")
     parser.add_argument("--inject-failure", type=parse_parts, default=[], metavar="PARTS",
                         help="make these parts fail (tests that a failure is reported and fails the check)")
+    parser.add_argument("--inject-crash", type=parse_parts, default=[], metavar="PARTS",
+                        help="make these parts' processes die of SIGSEGV, as a crash inside torch would (tests that "
+                        "it is reported and fails the check)")
+    # One part in a process of its own (run_check starts these): its rows as JSON into --rows.
+    parser.add_argument("--part-worker", type=int, choices=list(PARTS), help=argparse.SUPPRESS)
+    parser.add_argument("--rows", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
     return parser
+
+
+def run_part(part: int, ctx: Context, inject: bool) -> list[dict]:
+    """One part's rows; an exception is a failed row naming it (its traceback on stderr)."""
+    try:
+        if inject:
+            raise InjectedFailure("injected by --inject-failure")
+        return CHECKS[part](ctx)
+    except Exception as error:
+        traceback.print_exc(file=sys.stderr)
+        message = (str(error).strip().splitlines() or [""])[-1]
+        return [_row(part, PARTS[part], "", ctx.device, False, f"error: {type(error).__name__}: {message}")]
+
+
+def _context(args, device, work: Path) -> Context:
+    reduced = device.type != "cuda"
+    return Context(device=device, sizes=REDUCED if reduced else FULL, work=work, repo=Path(args.repo).resolve(),
+                   cores=args.cores or (2 if reduced else 4), threads=1)
+
+
+def part_worker(args) -> int:
+    import json
+
+    import torch
+
+    from dataworth.files import write_text_atomic
+
+    if args.part_worker in args.inject_crash:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    ctx = _context(args, torch.device(args.device), Path(args.work))
+    rows = run_part(args.part_worker, ctx, args.part_worker in args.inject_failure)
+    write_text_atomic(args.rows, json.dumps(rows, default=lambda value: value.item()))
+    return 0
+
+
+def _part_in_own_process(part: int, args, device, work: Path) -> list[dict]:
+    """Run `part` in a fresh process: a crash of torch itself (a segfault in compiled code, a CUDA
+    error that poisons the context) fails that part, named, and the next part starts clean; each
+    part's peak memory is its own."""
+    import json
+    import subprocess
+
+    rows = work / f"part-{part}.json"
+    command = [sys.executable, "-m", "dataworth.gpucheck", "--part-worker", str(part), "--rows", str(rows),
+               "--work", str(work), "--device", device.type, "--repo", str(args.repo)]
+    command += ["--cores", str(args.cores)] if args.cores else []
+    command += ["--inject-failure", str(part)] if part in args.inject_failure else []
+    command += ["--inject-crash", str(part)] if part in args.inject_crash else []
+    code = subprocess.run(command).returncode  # its output goes where ours does
+    if code == 0 and rows.exists():
+        return json.loads(rows.read_text())
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    return [_row(part, PARTS[part], "", device, False, f"error: the part's process ended ({how}) before its result")]
 
 
 def run_check(args) -> int:
@@ -542,6 +604,8 @@ def run_check(args) -> int:
         print(f"error: --device cuda but CUDA is not available on {platform.node()}; allowed here: auto or cpu",
               file=sys.stderr)
         return 2
+    if args.part_worker:
+        return part_worker(args)
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
     env = environment(device)
     reduced = env["reduced"]
@@ -552,20 +616,11 @@ def run_check(args) -> int:
     rows: list[dict] = []
     failed: list[int] = []
     with tempfile.TemporaryDirectory(prefix="dataworth-gpu-check-") as tmp:
-        ctx = Context(device=device, sizes=REDUCED if reduced else FULL, work=Path(tmp), repo=Path(args.repo).resolve(),
-                      cores=args.cores or (2 if reduced else 4), threads=1)
         for part in args.parts:
             name = PARTS[part]
             print(f"part {part} ({name}) ...", flush=True)
             start = time.perf_counter()
-            try:
-                if part in args.inject_failure:
-                    raise InjectedFailure("injected by --inject-failure")
-                part_rows = CHECKS[part](ctx)
-            except Exception as error:  # a part that crashes is a failed part; the others still run
-                traceback.print_exc(file=sys.stderr)
-                message = (str(error).strip().splitlines() or [""])[-1]
-                part_rows = [_row(part, name, "", device, False, f"error: {type(error).__name__}: {message}")]
+            part_rows = _part_in_own_process(part, args, device, Path(tmp))
             rows += part_rows
             if not all(row["passed"] for row in part_rows):
                 failed.append(part)
@@ -587,3 +642,7 @@ def run_check(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     return run_check(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

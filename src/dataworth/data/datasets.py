@@ -1,9 +1,12 @@
-"""Datasets, all offline: generated (mnist1d, synthetic) or bundled with a dependency (digits).
+"""Datasets, all offline: generated (mnist1d, synthetic), bundled with a dependency (digits), or
+read from the standard files their publishers distribute (pixel_datasets.py: CIFAR, CINIC-10, ...).
 
-Each dataset spec builds four arrays once per study: the training pool (from which nested
+Each dataset spec builds six arrays once per study: the training pool (from which nested
 subsets are drawn), a fixed test set, and a fixed out-of-distribution (OOD) test set, a
 documented corruption of the test set. Signals are stored as (N, 1, L) float32, images as
 (N, 1, H, W) float32, both standardised with the training pool's statistics; labels int64.
+Datasets read from files store pixels instead (`stores_pixels`): uint8 (N, C, H, W), normalised
+on the device per batch (see `Dataset.model_input`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     modality: ClassVar[str]
     ood_description: ClassVar[str]
+    # False: arrays are standardised float32; True: uint8 pixels (N, C, H, W), normalised on the device.
+    stores_pixels: ClassVar[bool] = False
+
+    def identity(self) -> dict:
+        """What of the dataset goes into run ids (and names the study's prepared-data file)."""
+        return self.model_dump()
 
     def train_pool_size(self) -> int:
         raise NotImplementedError
@@ -168,3 +177,6 @@ DATASET_SPECS: dict[str, type[DatasetSpec]] = {
     "digits": DigitsSpec,
     "synthetic": SyntheticSpec,
 }
+
+# Registers the datasets read from files (kept in their own module; it imports this one).
+from dataworth.data import pixel_datasets  # noqa: E402,F401

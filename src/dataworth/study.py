@@ -401,7 +401,8 @@ class Study:
 
     def dataset_id(self) -> str:
         """Names the prepared-data file: changes whenever the dataset config does."""
-        return f"{self.spec.dataset.name}-{short_hash(self.dataset_config(), 8)}"
+        # identity(): the config, less the execution-only data root (issue 16; dataset files).
+        return f"{self.spec.dataset.name}-{short_hash(self.spec.dataset.identity(), 8)}"
 
     def run(self, run_id: str) -> dict:
         try:
@@ -481,7 +482,7 @@ def _expand(spec: StudySpec) -> list[dict]:
             continue
         train = spec.train.model_dump()
         identity = {
-            "dataset": spec.dataset.model_dump(),
+            "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
             "method": method,
             "n_train": n_train,
             "augmentation": {"name": aug_name, "ops": [op.model_dump() for op in spec.augmentations[aug_name]]},
@@ -507,6 +508,15 @@ def _cross_check(spec: StudySpec) -> list[str]:
     """Checks that need more than one field: sizes vs. the dataset, ops and models vs. the data."""
     problems = []
     ds: DatasetSpec = spec.dataset
+    # --- issue 16: a dataset read from files is found, checked and prepared before anything else.
+    if ds.stores_pixels:
+        from dataworth.data.readers import DataFileError
+
+        try:
+            ds.prepared()
+        except DataFileError as exc:
+            return [f"dataset: {exc}"]
+    # ---
     modality = ds.modality
     pool = ds.train_pool_size()
     for i, n in enumerate(spec.grid.n_train):

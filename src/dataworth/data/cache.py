@@ -114,7 +114,7 @@ def prepare_pixel_dataset(spec, root: Path, log=None) -> dict:
     train_refs, test_ref, ood_ref = spec.train_refs(), spec.test_ref(), spec.ood_ref()
     refs = [*train_refs, test_ref, ood_ref]
     settings = spec.model_dump(exclude={"root"})
-    parts = sorted({(r.source, r.part) for r in refs})
+    parts = list(dict.fromkeys((r.source, r.part) for r in refs))  # the pool's first: its error comes first
     index_key = _short({"settings": settings, "parts": [fingerprint(part_paths(root, *p)) for p in parts]})
     if index_key in _RESOLVED:
         return _RESOLVED[index_key]

@@ -123,14 +123,15 @@ def _image_files(folder: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(folder) if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES))
 
 
-def _decode_image(path: Path, mode: str) -> np.ndarray:
+def _decode_image(path: Path, mode: str | None) -> np.ndarray | str:
+    """The image converted to `mode`; with mode None, only its own mode (header only)."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert(mode))
+            return image.mode if mode is None else np.asarray(image.convert(mode))
     except Exception as exc:  # noqa: BLE001  (Pillow raises many types for a broken file)
-        raise DataFileError(f"{path}: not a readable image ({exc})") from None
+        raise DataFileError(f"{path}: not a readable image ({type(exc).__name__})") from None
 
 
 def read_image_folder(root: Path, classes: list[str] | None = None, mode: str | None = None, threads: int = 8):
@@ -141,8 +142,6 @@ def read_image_folder(root: Path, classes: list[str] | None = None, mode: str | 
     (CINIC-10 mixes in a few greyscale ImageNet images, which become RGB). All images must have
     one size.
     """
-    from PIL import Image
-
     root = Path(root)
     found = class_folders(root)
     classes = found if classes is None else classes
@@ -161,7 +160,7 @@ def read_image_folder(root: Path, classes: list[str] | None = None, mode: str | 
         raise DataFileError(f"{root}: no PNG or JPEG images under its class folders")
     if mode is None:
         with ThreadPoolExecutor(threads) as pool:
-            modes = set(pool.map(lambda p: Image.open(p).mode, paths))
+            modes = set(pool.map(lambda p: _decode_image(p, None), paths))
         mode = "L" if modes <= {"L", "1"} else "RGB"
     # Pillow decodes outside the GIL: threads read a large folder several times faster.
     with ThreadPoolExecutor(threads) as pool:

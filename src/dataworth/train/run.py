@@ -85,7 +85,9 @@ def prepare_run(run: dict, data_path: str | Path, out: RunDir, device: torch.dev
     objective = build_objective(run, model).to(device)
     if not objective.uses_labels:
         y = None  # pretraining uses the n samples, not their labels
-    return Prepared(run, out, data, objective, x, y, build_policy(run["augmentation"]["ops"]),
+    # Pixel datasets: the policy sees float pixels, the network normalised input (issue 16).
+    policy = data.training_policy(build_policy(run["augmentation"]["ops"]))
+    return Prepared(run, out, data, objective, x, y, policy,
                     _generator(seeds["batches"], device), _generator(seeds["augment"], device), process_start)
 
 

@@ -343,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dataworth.cluster.submit import register as register_cluster_commands
 
     register_cluster_commands(sub)
+    from dataworth.data.commands import register as register_data_commands  # dataworth data list|verify|prepare
+
+    register_data_commands(sub)
     return parser
 
 

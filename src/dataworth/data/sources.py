@@ -146,7 +146,7 @@ class Cifar10C(Source):
     published = {c: 50000 for c in CIFAR10C_CORRUPTIONS}
 
     def paths(self, root, part):
-        return [root / self.folder / f"{part}.npy", root / self.folder / "labels.npy"]
+        return [_existing(root / self.folder / f"{part}.npy"), _existing(root / self.folder / "labels.npy")]
 
     def read(self, root, part):
         x, y = readers.read_cifar10c(root / self.folder, part)

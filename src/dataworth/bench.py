@@ -8,7 +8,10 @@
 3. packing: K runs trained together (train/packed.py) against the same K runs one by one;
 4. study: the default study end to end against the sum of its runs' training compute, and the
    fixed cost per run (process start to first step); with the study's runs_per_job and with one
-   run per job.
+   run per job;
+5. data: loading a dataset from its prepared uint8 cache against reading its original files (a
+   CINIC-10-shaped PNG folder written on the fly), and 32x32 RGB images per second fed to the
+   trainer at batch 128 from uint8 pixels normalised per batch against stored float32.
 """
 
 from __future__ import annotations
@@ -241,6 +244,79 @@ def bench_packing(datasets: dict, device: torch.device, steps: int, ks: tuple[in
     return rows
 
 
+# --- 5. dataset files: the prepared cache, and feeding the trainer from uint8 pixels ---------------
+
+
+def _write_png_folder(root: Path, n: int, gen: torch.Generator) -> None:
+    """A CINIC-10-shaped pool: cinic-10/{train,valid,test}/<class>/*.png, random 32x32 RGB."""
+    from PIL import Image
+
+    from dataworth.data.sources import CIFAR10_CLASSES
+
+    pixels = torch.randint(0, 256, (n, 32, 32, 3), generator=gen, dtype=torch.uint8).numpy()
+    for split in ("train", "valid", "test"):
+        for label, cls in enumerate(CIFAR10_CLASSES):
+            (root / "cinic-10" / split / cls).mkdir(parents=True)
+        for i in range(n):
+            cls = CIFAR10_CLASSES[i % 10]
+            Image.fromarray(pixels[i]).save(root / "cinic-10" / split / cls / f"n{i:07d}.png")
+
+
+def bench_data(device: torch.device, images: int, batches: int) -> list[dict]:
+    from dataworth.data import _LOADED
+    from dataworth.data.readers import read_image_folder
+    from dataworth.data.sources import CIFAR10_CLASSES
+
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="dataworth-bench-data-") as tmp:
+        root = Path(tmp)
+        _write_png_folder(root, images, gen)
+        config = {"name": "cinic10", "root": str(root), "pool": "train+valid", "ood": "cinic10:test"}
+        prepare_dataset(config, root / "data.pt")  # converts once (not timed: it happens once per root)
+        case = f"CINIC-10-shaped pool, {2 * images:,} 32x32 PNGs"
+        start = time.perf_counter()
+        for split in ("train", "valid"):
+            read_image_folder(root / "cinic-10" / split, list(CIFAR10_CLASSES), mode="RGB")
+        originals = time.perf_counter() - start
+        rows.append(_row("data", case, "read the original PNG files", "cpu", originals, 2 * images))
+        _LOADED.clear()
+        start = time.perf_counter()
+        data = load_dataset(root / "data.pt", device)
+        _sync(device)
+        cached = time.perf_counter() - start
+        rows.append(_row("data", case, "load the prepared uint8 cache", device, cached, 2 * images,
+                         baseline_seconds=originals, note="all three splits, onto the device"))
+
+        # Feeding the trainer: batch indices, gather, (no augmentation), normalise: the loop's work
+        # before the forward pass. Baseline: the pool stored as standardised float32 (4x the memory).
+        batch = RECIPE["batch_size"]
+        x_pixels = data.x["train"]
+        x_float = data.eval_input(x_pixels)
+        feed = data.training_policy(lambda b, g: b)
+        variants = (("stored float32, standardised", lambda idx: x_float[idx]),
+                    ("stored uint8, normalised per batch", lambda idx: feed(x_pixels[idx], None)))
+        timings = {}
+        for variant, fetch in variants:
+            stream = BatchStream(len(x_pixels), batch, torch.Generator(device=device).manual_seed(0), device)
+            fetch(stream.next())
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(batches):
+                out = fetch(stream.next())
+            _sync(device)
+            timings[variant] = time.perf_counter() - start
+            assert out.dtype == torch.float32 and out.shape == (batch, 3, 32, 32)
+        base = "stored float32, standardised"
+        for variant, seconds in timings.items():
+            rows.append(_row("data", f"32x32 RGB fed to the trainer, batch {batch}", variant, device, seconds,
+                             batches * batch, batches, None if variant == base else timings[base],
+                             note=f"pool {x_pixels.element_size() * x_pixels.nelement() / 2**20:.0f} MB as uint8"
+                             if variant != base else ""))
+        _LOADED.clear()
+    return rows
+
+
 # --- 4. the default study end to end ------------------------------------------------------------
 
 
@@ -321,6 +397,7 @@ def run_benchmarks(out: Path, device: str = "auto", quick: bool = False, study: 
         datasets["cifar-shaped"] = _random_images(dev)
     rows += bench_trainer(datasets, dev, steps=5 if quick else 200, workers=workers, compile=not quick)
     rows += bench_packing(datasets, dev, steps=5 if quick else 200, ks=(1, 4) if quick else (1, 4, 16))
+    rows += bench_data(dev, images=300 if quick else 5000, batches=20 if quick else 400)
     table = _write(rows, out)  # written before the study, which takes minutes and may fail
     if study:
         table = _write(rows + bench_study(repo, study, cores), out)

@@ -358,3 +358,65 @@ def test_every_file_dataset_is_registered():
     assert {"cifar10", "cifar100", "cinic10", "mnist", "fashion_mnist", "emnist", "svhn", "image_folder", "npz"} <= set(DATASET_SPECS)
     assert all(DATASET_SPECS[n].stores_pixels for n in ("cifar10", "cinic10", "npz"))
     assert not any(DATASET_SPECS[n].stores_pixels for n in ("mnist1d", "digits", "synthetic"))
+
+
+# ---------------------------------------------------------------------------------------------
+# dataworth data list | verify | prepare
+
+
+def test_data_commands_list_verify_and_prepare(tmp_path, capsys, monkeypatch):
+    from dataworth.cli import main
+
+    root = tmp_path / "data"
+    write_cifar10(root, archive=True)
+    write_idx_dataset(root, "mnist")
+    write_cifar10c(root, corruptions=("fog",), n=2)
+    main(["data", "list", "--root", str(root)])
+    out = capsys.readouterr().out
+    assert "cifar10        CIFAR-10 (python version)" in out and "found: train, test" in out
+    assert "cinic-10/{train,valid,test}/<class>/*.png" in out and "found: fog" in out
+
+    # The fixture's archive is not the published one: verify names the file and both checksums.
+    with pytest.raises(SystemExit) as exit_:
+        main(["data", "verify", "--root", str(root)])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 1
+    assert "FAIL cifar10:train: CIFAR-10 (python version): " in out and "md5 " in out and "c58f30108f718f92721af3b95e74349a" in out
+    assert "ok   mnist:train: 30 images of (1, 28, 28) uint8, labels 0..9 (published: 60,000)" in out
+    assert "ok   cifar10c:fog: 10 images of (3, 32, 32) uint8" in out
+
+    monkeypatch.setattr(SOURCES["cifar10"], "md5", md5sum(root / "cifar-10-python.tar.gz"))
+    main(["data", "verify", "--root", str(root), "cifar10"])
+    assert capsys.readouterr().out.count("ok   cifar10:") == 2
+
+    # A read-only data root: the cache goes to DATAWORTH_CACHE.
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DATAWORTH_CACHE", str(cache))
+    main(["data", "prepare", "--root", str(root), "mnist:test", "cifar10c:fog"])
+    out = capsys.readouterr().out
+    assert "prepared mnist:test -> " in out and "prepared cifar10c:fog -> " in out
+    assert not (root / ".dataworth-cache").exists()
+    part = next((cache / "parts" / "mnist").glob("test-*"))
+    assert np.load(part / "x.npy").dtype == np.uint8 and len(np.load(part / "y.npy")) == 10
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["data", "prepare", "--root", str(root), "cifar10c:smoke"])
+    assert exit_.value.code == 2 and "cifar10c has parts" in capsys.readouterr().err
+
+
+def test_idx_and_svhn_studies_validate(tmp_path):
+    root = tmp_path
+    write_idx_dataset(root, "emnist", prefix="emnist-digits-", names=("train", "test"))
+    write_svhn(root)
+    study = {**cinic_study(root), "dataset": {"name": "emnist", "split": "digits", "root": str(root),
+                                              "ood": "svhn:test"}}
+    with pytest.raises(StudyError, match=r"dataset.ood: svhn:test has images of shape \(3, 32, 32\) but the training "
+                                         r"pool \(emnist:digits-train\) has \(1, 28, 28\)"):
+        load_study(study)
+    study["dataset"]["ood"] = "emnist:digits-test"
+    study["grid"]["model"] = [{"name": "cnn2d", "width": 4}]
+    loaded = load_study(study)
+    assert loaded.spec.dataset.prepared()["sizes"] == {"train": 30, "test": 10, "ood": 10}
+    study["dataset"]["split"] = "kanji"
+    with pytest.raises(StudyError, match=r"dataset.split: "):
+        load_study(study)

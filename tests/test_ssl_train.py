@@ -13,7 +13,7 @@ from dataworth.evaluate import evaluate_run
 from dataworth.evaluate.features import load_network
 from dataworth.evaluate.representation import knn_run, probe_run, rankme_run
 from dataworth.models.ssl import SSLNetwork
-from dataworth.runs import RunDir, run_dir
+from dataworth.runs import RunDir, StudyDir
 from dataworth.study import load_study
 from dataworth.tracking.collect import collect_metrics, collect_study
 from dataworth.tracking.schemas import HISTORY, KNN, METRICS, PROBE, RANKME, read_parquet
@@ -84,9 +84,9 @@ def test_supervised_runs_get_an_encoder_rankme_and_can_be_probed(tmp_path, tiny_
 def test_collect_joins_the_evaluations_the_study_asks_for(tmp_path, ssl_study, prepared):
     ssl_study["grid"]["method"] = ["supervised", "simclr"]
     study = load_study(ssl_study)
-    results = study.results_dir(tmp_path)
+    results = study.study_dir(tmp_path).path
     for run in study.runs:
-        rd = run_dir(results, run["run_id"])
+        rd = StudyDir(results).run_dir(run["run_id"])
         train_run(run, prepared, rd)
         evaluate_run(rd, prepared)
         for evaluate in (probe_run, knn_run, rankme_run):  # the supervised run's probe is not asked for

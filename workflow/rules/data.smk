@@ -13,7 +13,7 @@ rule prepare_data:
     params:
         config=json.dumps(STUDY.spec.dataset.model_dump(exclude={"root"})),
     log:
-        f"{RESULTS}/logs/prepare_data.log",
+        str(STUDY_DIR.logs / "prepare_data.log"),
     localrule: True  # seconds of work: not worth a cluster job
     shell:
         "dataworth prepare --config {DATASET_CONFIG:q} --out {output} > {log} 2>&1"

@@ -14,20 +14,16 @@ from pathlib import Path
 
 import submitit
 
-from dataworth.cluster.submit import EVALUATION_FILES
-
 
 class RunJob(submitit.helpers.Checkpointable):
     """One run's cluster job; pickled by submitit, so it holds only the run and where its files are."""
 
-    def __init__(self, run: dict, eval_cfg: dict, data: str, run_dir: str, study_json: str):
-        self.run, self.eval_cfg, self.data, self.run_dir = run, eval_cfg, data, run_dir
+    def __init__(self, run: dict, stages: list[str], eval_cfg: dict, data: str, run_dir: str, study_json: str):
+        self.run, self.stages, self.eval_cfg, self.data, self.run_dir = run, stages, eval_cfg, data, run_dir
         self.study_json = study_json
 
     def __call__(self) -> dict:
-        from dataworth.evaluate import evaluate_run
-        from dataworth.evaluate.representation import knn_run, probe_run, rankme_run
-        from dataworth.runs import RunDir
+        from dataworth.runs import STAGES, RunDir
         from dataworth.tracking.schemas import SUMMARY, read_parquet
 
         out = RunDir(Path(self.run_dir))
@@ -35,13 +31,11 @@ class RunJob(submitit.helpers.Checkpointable):
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
         if not out.trained:
             self._train(out, threads)
-        # What the per-run rules after `train` do, each skipped when its file exists (a requeued
-        # job goes on where it stopped).
-        evaluations = {"summary": evaluate_run, "probe": probe_run, "knn": knn_run, "rankme": rankme_run}
-        assert set(evaluations) == set(EVALUATION_FILES), "RunJob and EVALUATION_FILES disagree"
-        for name, evaluate in evaluations.items():
-            if not getattr(out, name).exists():
-                evaluate(out, self.data, self.eval_cfg, threads=threads)
+        # What the workflow's evaluation stages do for this run (runs.STAGES), each skipped when
+        # its file exists (a requeued job goes on where it stopped).
+        for name in self.stages:
+            if STAGES[name].evaluation and not out.done(name):
+                STAGES[name].compute(out, self.data, self.eval_cfg, threads=threads)
         self._mark_pack_finished()
         row = read_parquet(out.summary, SUMMARY).iloc[0]
         return {key: row[key] for key in ("run_id", "status", "test_accuracy", "ood_accuracy")}

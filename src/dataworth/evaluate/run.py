@@ -15,6 +15,7 @@ import torch
 
 from dataworth.data import load_dataset, nested_subset
 from dataworth.evaluate.classification import evaluate_split
+from dataworth.methods import method_of
 from dataworth.models import build_model
 from dataworth.runs import RunDir
 from dataworth.study import run_row
@@ -36,7 +37,7 @@ def evaluate_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None 
     training = read_parquet(run_path.training, TRAINING).iloc[0].to_dict()
 
     metrics = dict.fromkeys(METRIC_COLUMNS, np.nan)
-    if training["status"] == "ok" and run["method"] == "supervised":
+    if training["status"] == "ok" and method_of(run).uses_labels:  # a trained classifier head
         device = resolve_device(run["train"]["device"])
         data = load_dataset(data_path, device)
         model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)

@@ -22,15 +22,15 @@ from dataworth.augment import build_policy
 from dataworth.data import load_dataset, nested_subset
 from dataworth.files import atomic_path
 from dataworth.models import build_model
+from dataworth.methods import method_of
 from dataworth.runs import RunDir
-from dataworth.study import SUPERVISED
 from dataworth.tracking.live import live_logging
 from dataworth.tracking.provenance import code_version
 from dataworth.tracking.schemas import HISTORY, TRAINING, write_parquet
 from dataworth.train.checkpoint import Checkpointer, StopRequest
-from dataworth.train.loop import train_model
+from dataworth.train.loop import Member, train
 from dataworth.train.objectives import build_objective
-from dataworth.train.packed import PackMember, train_packed
+from dataworth.train.packed import train_packed
 
 
 def resolve_device(name: str) -> torch.device:
@@ -62,11 +62,7 @@ class Prepared:
     out: RunDir
     data: object
     objective: object
-    x: torch.Tensor
-    y: torch.Tensor | None
-    policy: object
-    batch_gen: torch.Generator
-    augment_gen: torch.Generator
+    member: Member  # its training data and random streams, as the loop takes them
     process_start: float
     startup: float = 0.0
 
@@ -87,8 +83,8 @@ def prepare_run(run: dict, data_path: str | Path, out: RunDir, device: torch.dev
         y = None  # pretraining uses the n samples, not their labels
     # Pixel datasets: the policy sees float pixels, the network normalised input (issue 16).
     policy = data.training_policy(build_policy(run["augmentation"]["ops"]))
-    return Prepared(run, out, data, objective, x, y, policy,
-                    _generator(seeds["batches"], device), _generator(seeds["augment"], device), process_start)
+    member = Member(x, y, policy, _generator(seeds["batches"], device), _generator(seeds["augment"], device))
+    return Prepared(run, out, data, objective, member, process_start)
 
 
 def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
@@ -144,11 +140,8 @@ def train_run(
     )
     prepared.startup = time.perf_counter() - process_start
     with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set
-        result = train_model(
-            prepared.objective, prepared.x, prepared.y, prepared.policy, run["train"],
-            batch_gen=prepared.batch_gen, augment_gen=prepared.augment_gen,
-            checkpointer=checkpointer, on_log=log_row,
-        )
+        result, = train(prepared.objective, [prepared.member], run["train"], checkpointer,
+                        on_log=(lambda member, row: log_row(row)) if log_row else None)
     record = finish_run(prepared, result, device)
     checkpointer.remove()
     return record
@@ -159,9 +152,9 @@ def can_train_together(runs: list[dict], mode: str) -> bool:
 
     `mode` is resources.pack_training: `concurrent`, `sequential`, or `auto`, which trains
     together on CUDA only (on a CPU small models are compute-bound and packing measured no
-    faster). Only supervised runs: the self-supervised objectives are not packed.
+    faster). Only methods whose objective packs (methods.Method.trains_together: supervised).
     """
-    if len(runs) < 2 or mode == "sequential" or any(run["method"] != SUPERVISED for run in runs):
+    if len(runs) < 2 or mode == "sequential" or not all(method_of(run).trains_together for run in runs):
         return False
     return mode == "concurrent" or resolve_device(runs[0]["train"]["device"]).type == "cuda"
 
@@ -178,7 +171,6 @@ def train_runs_together(runs: list[dict], data_path: str | Path, outs: list[RunD
     torch.set_num_threads(threads)
     device = resolve_device(runs[0]["train"]["device"])
     prepared = [prepare_run(run, data_path, out, device, process_start) for run, out in zip(runs, outs, strict=True)]
-    members = [PackMember(p.x, p.y, p.policy, p.batch_gen, p.augment_gen) for p in prepared]
     checkpointer = Checkpointer(
         outs[0].pack_checkpoint, "pack:" + ",".join(run["run_id"] for run in runs),
         runs[0]["train"]["checkpoint_every_seconds"], stop or StopRequest().install(),
@@ -186,7 +178,8 @@ def train_runs_together(runs: list[dict], data_path: str | Path, outs: list[RunD
     startup = time.perf_counter() - process_start
     for p in prepared:
         p.startup = startup
-    results = train_packed([p.objective.network for p in prepared], members, runs[0]["train"], checkpointer)
+    results = train_packed([p.objective.network for p in prepared], [p.member for p in prepared], runs[0]["train"],
+                           checkpointer)
     records = [finish_run(p, result, device) for p, result in zip(prepared, results)]
     checkpointer.remove()
     return records

@@ -30,6 +30,10 @@ class PixelDatasetSpec(DatasetSpec):
     modality: ClassVar[str] = IMAGE
     stores_pixels: ClassVar[bool] = True
     official: ClassVar[str]
+    ood_description: ClassVar[str] = (
+        "the set `ood` names, a reference to dataset files such as `cifar10:test` or `cifar10c:fog@3` "
+        "(see \"Image datasets from their files\")"
+    )
     root: str | None = _ROOT
     test: str | None = _TEST
     ood: str = _OOD

@@ -65,7 +65,7 @@ def test_ssl_run_writes_an_encoder_and_projector_and_every_evaluation(tmp_path, 
     assert 0 <= knn["knn_test_accuracy"] <= 1
     assert 1 <= rank["rankme_encoder"] <= 16 and 1 <= rank["rankme_projector"] <= 16  # encoder: 2 x width 8
     assert rank["rankme_samples"] == 128  # the whole pool
-    for path, schema in ((out.probe, PROBE), (out.knn, KNN), (out.rankme, RANKME)):
+    for path, schema in ((out.output("probe"), PROBE), (out.output("knn"), KNN), (out.output("rankme"), RANKME)):
         assert read_parquet(path, schema)["run_id"].tolist() == [run["run_id"]]
 
 

@@ -218,6 +218,31 @@ def augmentation_ops() -> str:
     return "\n".join(lines)
 
 
+def stages() -> str:
+    """The stage registry (runs.STAGES): per run, what each stage writes and which settings it reads."""
+    from dataworth.runs import STAGES
+
+    lines = ["| stage | writes, per run | reads from `eval:` | runs for | what it does |", "|---|---|---|---|---|"]
+    for stage in STAGES.values():
+        reads = ", ".join(f"`{key}`" for key in stage.eval_settings) or "–"
+        applies = _cell(" ".join((stage.applies_to.__doc__ or "every run").split()))
+        lines.append(f"| `{stage.name}` | {', '.join(f'`{name}`' for name in stage.files)} | {reads} | {applies} | "
+                     f"{_cell(stage.help)} |")
+    return "\n".join(lines)
+
+
+def methods() -> str:
+    """The method registry (methods.METHODS)."""
+    from dataworth.methods import METHODS
+
+    lines = ["| method | trains on labels | its `ssl:` settings | packs train together |", "|---|---|---|---|"]
+    for method in METHODS.values():
+        lines.append(f"| `{method.name}` | {'yes' if method.uses_labels else 'no'} | "
+                     f"{f'`ssl.projector`, `ssl.{method.settings}`' if method.settings else '–'} | "
+                     f"{'yes' if method.trains_together else 'no'} |")
+    return "\n".join(lines)
+
+
 def schema_block(name: str) -> Callable[[], str]:
     def render() -> str:
         from dataworth.tracking import schemas
@@ -231,7 +256,8 @@ def blocks() -> dict[str, Callable[[], str]]:
     from dataworth.tracking import schemas
 
     found: dict[str, Callable[[], str]] = {
-        "study-keys": study_sections, "study-datasets": datasets, "study-ops": augmentation_ops}
+        "study-keys": study_sections, "study-datasets": datasets, "study-ops": augmentation_ops,
+        "stages": stages, "methods": methods}
     found.update({f"schema.{name}": schema_block(name) for name in schemas.SCHEMAS})
     return found
 

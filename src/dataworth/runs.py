@@ -12,7 +12,8 @@ Names: the *results root* is `results/`, a *study dir* `results/<study>/`, a *ru
 `results/<study>/runs/<run_id>/`.
 
 This module imports nothing heavy (no torch, pandas or pyarrow): the Snakefile and `dataworth
---help` read it. Schemas and functions are named by import path and loaded when used.
+--help` read it. Schemas are named (tracking.schemas.stage_schema looks them up) and functions
+are named by import path, loaded when used.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from dataworth.methods import method_of
 
 
 def _every_run(run: dict, eval_cfg: dict) -> bool:
+    """every run"""
     return True
 
 
 def _probed(run: dict, eval_cfg: dict) -> bool:
-    """Encoders are probed for self-supervised runs, and for supervised ones on request (a baseline)."""
+    """self-supervised runs; supervised runs too with `eval.probe_supervised` (a baseline)"""
     return method_of(run).self_supervised or eval_cfg["probe_supervised"]
 
 
@@ -47,7 +49,7 @@ class Stage:
 
     name: str  # the rule, the `dataworth` subcommand, the pack marker `<name>.done`, the run log `<name>.log`
     files: tuple[str, ...]  # what it leaves in each run directory; the last is written last
-    schema_name: str  # the tracking.schemas.SCHEMAS name of the last file (a Parquet file)
+    schema_name: str  # its last file's Parquet schema, by name (tracking.schemas.STAGE_SCHEMAS)
     function: str  # "module:function" of one run; an evaluation's: (run_dir, data_path, eval_cfg, threads) -> row
     eval_settings: tuple[str, ...] = ()  # the `eval:` keys it reads: its Snakemake params, its marker text
     applies_to: Callable[[dict, dict], bool] = _every_run  # (run, eval settings) -> whether it runs
@@ -61,13 +63,6 @@ class Stage:
     def file(self) -> str:
         """The file whose presence says the stage is done for a run (written last)."""
         return self.files[-1]
-
-    @property
-    def schema(self):
-        """The Parquet schema of `file`."""
-        from dataworth.tracking.schemas import SCHEMAS
-
-        return SCHEMAS[self.schema_name]
 
     def compute(self, *args, **kwargs):
         return _load(self.function)(*args, **kwargs)
@@ -142,6 +137,10 @@ class RunDir:
         """The checkpoint of a pack trained together, kept in its first run's directory: a file of
         its own, so falling back to one-by-one training never touches this run's checkpoint."""
         return self.path / "pack-checkpoint.pt"
+
+    def output(self, stage: str) -> Path:
+        """The file that says `stage` is done for this run (its last): summary.parquet, probe.parquet, ..."""
+        return self.path / STAGES[stage].file
 
     def log(self, stage: str) -> Path:
         return self.path / "logs" / f"{stage}.log"

@@ -26,18 +26,18 @@ class RunJob(submitit.helpers.Checkpointable):
         from dataworth.runs import STAGES, RunDir
         from dataworth.tracking.schemas import SUMMARY, read_parquet
 
-        out = RunDir(Path(self.run_dir))
+        run_dir = RunDir(Path(self.run_dir))
         # The CPUs SLURM gave the job, as the Snakemake rules do; 1 elsewhere.
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
-        if not out.trained:
-            self._train(out, threads)
+        if not run_dir.trained:
+            self._train(run_dir, threads)
         # What the workflow's evaluation stages do for this run (runs.STAGES), each skipped when
         # its file exists (a requeued job goes on where it stopped).
         for name in self.stages:
-            if STAGES[name].evaluation and not out.done(name):
-                STAGES[name].compute(out, self.data, self.eval_cfg, threads=threads)
+            if STAGES[name].evaluation and not run_dir.done(name):
+                STAGES[name].compute(run_dir, self.data, self.eval_cfg, threads=threads)
         self._mark_pack_finished()
-        row = read_parquet(out.summary, SUMMARY).iloc[0]
+        row = read_parquet(run_dir.summary, SUMMARY).iloc[0]
         return {key: row[key] for key in ("run_id", "status", "test_accuracy", "ood_accuracy")}
 
     def _mark_pack_finished(self) -> None:
@@ -52,7 +52,7 @@ class RunJob(submitit.helpers.Checkpointable):
         if marked:
             print(f"pack {pack_id}: every run finished {', '.join(marked)}: marked done", flush=True)
 
-    def _train(self, out, threads: int) -> None:
+    def _train(self, run_dir, threads: int) -> None:
         from dataworth.train import train_run
         from dataworth.train.checkpoint import Preempted
 
@@ -75,7 +75,7 @@ class RunJob(submitit.helpers.Checkpointable):
 
         signal.signal(preempt_signal, stop_training)
         try:
-            train_run(self.run, self.data, out, threads=threads)
+            train_run(self.run, self.data, run_dir, threads=threads)
         except Preempted as stop:
             print(stop, flush=True)
             if received and callable(submitit_handler):

@@ -19,14 +19,15 @@ def _number(value) -> str:
 
 def describe(stage: Stage, row: dict) -> str:
     """One line of a job's log for one run: the stage's own columns (the run's grid values left out)."""
-    from dataworth.tracking.schemas import RUN_TABLE
+    from dataworth.tracking.schemas import RUN_TABLE, stage_schema
 
+    schema = stage_schema(stage)
     status = f" ({row['status']})" if "status" in row else ""
-    shown = [f"{name} {_number(row[name])}" for name in stage.schema.names
+    shown = [f"{name} {_number(row[name])}" for name in schema.names
              if name not in RUN_TABLE.names and name in row and name != "status" and not name.endswith("_seconds")
              and name not in ("steps_completed", "device", "data_sha256")]
     # Its own time (summary: eval_seconds; the others: <stage>_seconds), not the training job's.
-    seconds = [row[name] for name in stage.schema.names
+    seconds = [row[name] for name in schema.names
                if name.endswith("_seconds") and name not in ("wall_seconds", "compute_seconds")]
     took = f" ({seconds[0]:.1f}s)" if seconds else ""
     return f"run {row['run_id']}{status}: {', '.join(shown)}{took}"

@@ -13,11 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from dataworth.runs import EVALUATIONS, SUMMARY_STAGE, RunDir
-from dataworth.tracking.schemas import METRICS, RUN_TABLE, SUMMARY, conform, read_parquet, write_parquet
+from dataworth.tracking.schemas import METRICS, RUN_TABLE, SUMMARY, conform, read_parquet, stage_schema, write_parquet
 
 SORT_COLUMNS = ["dataset", "method", "model", "width", "augmentation", "n_train", "seed"]
-# The evaluations joined to a run's summary, by the name of their file (<run dir>/probe.parquet, ...).
-JOINED = {Path(stage.file).stem: stage for name, stage in EVALUATIONS.items() if name != SUMMARY_STAGE}
+
+
+def joined_stages() -> dict:
+    """The evaluations joined to a run's summary, by the name of their file (<run dir>/probe.parquet, ...)."""
+    return {Path(stage.file).stem: stage for name, stage in EVALUATIONS.items() if name != SUMMARY_STAGE}
 
 
 def run_table(study) -> pd.DataFrame:
@@ -29,12 +32,13 @@ def run_table(study) -> pd.DataFrame:
 
 def join_evaluations(summaries: pd.DataFrame, evaluation_paths) -> pd.DataFrame:
     """SUMMARY rows joined with the given evaluation files (METRICS columns, null where absent)."""
-    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in JOINED}
+    joined = joined_stages()
+    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in joined}
     for path in map(Path, evaluation_paths):
-        if path.stem not in JOINED:
+        if path.stem not in joined:
             raise ValueError(f"{path}: not an evaluation file; allowed names: "
-                             f"{', '.join(stage.file for stage in JOINED.values())}")
-        frames[path.stem].append(read_parquet(path, JOINED[path.stem].schema))
+                             f"{', '.join(stage.file for stage in joined.values())}")
+        frames[path.stem].append(read_parquet(path, stage_schema(joined[path.stem])))
     metrics = summaries
     for name, parts in frames.items():
         if not parts:
@@ -53,7 +57,7 @@ def join_evaluations(summaries: pd.DataFrame, evaluation_paths) -> pd.DataFrame:
 def run_metrics(summary_path: str | Path) -> pd.DataFrame:
     """One run's METRICS row from its directory: the summary and whichever evaluation files exist."""
     run = RunDir(Path(summary_path).parent)
-    evaluations = [run.file(stage.file) for stage in JOINED.values() if run.file(stage.file).exists()]
+    evaluations = [run.file(stage.file) for stage in joined_stages().values() if run.file(stage.file).exists()]
     return join_evaluations(read_parquet(summary_path, SUMMARY), evaluations)
 
 

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dataworth.runs import RunDir
+from dataworth.runs import EVALUATIONS, SUMMARY_STAGE, RunDir
 from dataworth.study import Study
 from dataworth.tracking import mlflow_fields as fields
 from dataworth.tracking.provenance import code_version
@@ -308,8 +308,8 @@ def _history_points(history, rd: RunDir, on_server: dict):
 
 
 def _run_files(rd: RunDir, log_models: bool) -> list[Path]:
-    """The run's files MLflow shows (the evaluations of its representation where they exist)."""
-    evaluations = [path for path in (rd.probe, rd.knn, rd.rankme) if path.exists()]
+    """The run's files MLflow shows (its evaluations' files where they exist)."""
+    evaluations = [rd.output(name) for name in EVALUATIONS if name != SUMMARY_STAGE and rd.output(name).exists()]
     return [rd.config, rd.history, rd.training, rd.summary, *evaluations, *([rd.model] if log_models else [])]
 
 

@@ -122,6 +122,11 @@ STAGE_SCHEMAS = {"history": HISTORY, "training": TRAINING, "summary": SUMMARY, "
                  "rankme": RANKME}
 
 
+def stage_schema(stage) -> pa.Schema:
+    """The Parquet schema of a stage's file (a runs.STAGES entry)."""
+    return STAGE_SCHEMAS[stage.schema_name]
+
+
 def _metrics_schema() -> pa.Schema:
     """metrics.parquet: one row per run: its SUMMARY row joined with the files of the other
     evaluation stages, in registry order (their run_id is the join key, kept once)."""

@@ -59,7 +59,7 @@ class Prepared:
     """A run ready to train: its model (initialised from the run's seed), data, policy, streams."""
 
     run: dict
-    out: RunDir
+    run_dir: RunDir
     data: object
     objective: object
     member: Member  # its training data and random streams, as the loop takes them
@@ -67,8 +67,8 @@ class Prepared:
     startup: float = 0.0
 
 
-def prepare_run(run: dict, data_path: str | Path, out: RunDir, device: torch.device, process_start: float) -> Prepared:
-    out.write_config(run)
+def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch.device, process_start: float) -> Prepared:
+    run_dir.write_config(run)
     data = load_dataset(data_path, device)
     subset = nested_subset(data.y["train"].cpu().numpy(), run["n_train"], run["seed"])
     subset = torch.as_tensor(subset, device=device)
@@ -84,16 +84,16 @@ def prepare_run(run: dict, data_path: str | Path, out: RunDir, device: torch.dev
     # Pixel datasets: the policy sees float pixels, the network normalised input (issue 16).
     policy = data.training_policy(build_policy(run["augmentation"]["ops"]))
     member = Member(x, y, policy, _generator(seeds["batches"], device), _generator(seeds["augment"], device))
-    return Prepared(run, out, data, objective, member, process_start)
+    return Prepared(run, run_dir, data, objective, member, process_start)
 
 
 def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
     """Write the run's history, weights and (last) training record; returns the record."""
-    run, out = prepared.run, prepared.out
+    run, run_dir = prepared.run, prepared.run_dir
     history = pd.DataFrame(result.history)
     history.insert(0, "run_id", run["run_id"])
-    write_parquet(history, HISTORY, out.history)
-    with atomic_path(out.model) as tmp:
+    write_parquet(history, HISTORY, run_dir.history)
+    with atomic_path(run_dir.model) as tmp:
         torch.save(prepared.objective.network.state_dict(), tmp)
     record = {
         "run_id": run["run_id"],
@@ -112,14 +112,14 @@ def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         **code_version(),
     }
-    write_parquet(pd.DataFrame([record]), TRAINING, out.training)
+    write_parquet(pd.DataFrame([record]), TRAINING, run_dir.training)
     return record
 
 
 def train_run(
     run: dict,
     data_path: str | Path,
-    out: RunDir,
+    run_dir: RunDir,
     threads: int = 1,
     process_start: float | None = None,
     on_log: Callable[[dict], None] | None = None,
@@ -134,9 +134,9 @@ def train_run(
     process_start = time.perf_counter() if process_start is None else process_start
     torch.set_num_threads(threads)
     device = resolve_device(run["train"]["device"])
-    prepared = prepare_run(run, data_path, out, device, process_start)
+    prepared = prepare_run(run, data_path, run_dir, device, process_start)
     checkpointer = Checkpointer(
-        out.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], stop or StopRequest().install()
+        run_dir.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], stop or StopRequest().install()
     )
     prepared.startup = time.perf_counter() - process_start
     with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set
@@ -159,7 +159,7 @@ def can_train_together(runs: list[dict], mode: str) -> bool:
     return mode == "concurrent" or resolve_device(runs[0]["train"]["device"]).type == "cuda"
 
 
-def train_runs_together(runs: list[dict], data_path: str | Path, outs: list[RunDir], threads: int = 1,
+def train_runs_together(runs: list[dict], data_path: str | Path, run_dirs: list[RunDir], threads: int = 1,
                         process_start: float | None = None, stop: StopRequest | None = None) -> list[dict]:
     """Train a pack's runs concurrently as one grouped model (train/packed.py); returns their records.
 
@@ -170,9 +170,9 @@ def train_runs_together(runs: list[dict], data_path: str | Path, outs: list[RunD
     process_start = time.perf_counter() if process_start is None else process_start
     torch.set_num_threads(threads)
     device = resolve_device(runs[0]["train"]["device"])
-    prepared = [prepare_run(run, data_path, out, device, process_start) for run, out in zip(runs, outs, strict=True)]
+    prepared = [prepare_run(run, data_path, run_dir, device, process_start) for run, run_dir in zip(runs, run_dirs, strict=True)]
     checkpointer = Checkpointer(
-        outs[0].pack_checkpoint, "pack:" + ",".join(run["run_id"] for run in runs),
+        run_dirs[0].pack_checkpoint, "pack:" + ",".join(run["run_id"] for run in runs),
         runs[0]["train"]["checkpoint_every_seconds"], stop or StopRequest().install(),
     )
     startup = time.perf_counter() - process_start

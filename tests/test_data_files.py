@@ -420,3 +420,31 @@ def test_idx_and_svhn_studies_validate(tmp_path):
     study["dataset"]["split"] = "kanji"
     with pytest.raises(StudyError, match=r"dataset.split: "):
         load_study(study)
+
+
+def test_cinic10_paper_pool_all_splits_deduplicated_with_a_held_out_test_set(tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    written = write_cinic10(root, per_class={"train": 3, "valid": 2, "test": 2})
+    write_cifar10(root)
+    # One image twice (CINIC-10 has duplicates): in train and again in valid.
+    shutil.copy(root / "cinic-10" / "train" / "cat" / "n030001_1.png", root / "cinic-10" / "valid" / "cat" / "dup.png")
+    study = cinic_study(root, pool="all", exclude_cifar10=True, deduplicate=True, holdout=8)
+    meta = load_study(study).spec.dataset.prepared()
+    arrays = data_cache.load_arrays(meta)
+    assert meta["sizes"] == {"train": 32, "test": 8, "ood": 10} and meta["test"].startswith("8 images held out")
+
+    def images(x):
+        return {image.tobytes() for image in x}
+
+    expected = set()
+    for split in ("train", "valid", "test"):
+        x, _, from_cifar10 = written[split]
+        expected |= images(x[~from_cifar10])
+    assert len(expected) == 40
+    train, test = images(arrays["x_train"]), images(arrays["x_test"])
+    assert len(train) == 32 and len(test) == 8 and not train & test and train | test == expected
+
+    with pytest.raises(StudyError, match="pool all holds every CINIC-10 split"):
+        load_study(cinic_study(root, pool="all", test="cinic10:test"))

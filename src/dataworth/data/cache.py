@@ -113,7 +113,7 @@ def prepare_pixel_dataset(spec, root: Path, log=None) -> dict:
     """Compose `spec`'s train/test/ood arrays from cached parts (preparing what is missing) and
     return the dataset's meta, with `arrays_dir` the folder of its .npy files."""
     train_refs, test_ref, ood_ref = spec.train_refs(), spec.test_ref(), spec.ood_ref()
-    refs = [*train_refs, test_ref, ood_ref]
+    refs = [*train_refs, *([test_ref] if test_ref else []), ood_ref]  # no test_ref: held out from the pool
     settings = spec.model_dump(exclude={"root"})
     parts = list(dict.fromkeys((r.source, r.part) for r in refs))  # the pool's first: its error comes first
     index_key = _short({"settings": settings, "parts": [fingerprint(part_paths(root, *p)) for p in parts]})
@@ -130,13 +130,16 @@ def prepare_pixel_dataset(spec, root: Path, log=None) -> dict:
 
     log = log or (lambda msg: print(f"dataworth: {msg}", file=sys.stderr, flush=True))
     train = [read_ref(root, r, log) for r in train_refs]
-    arrays = {
-        "x_train": np.concatenate([x for x, _ in train]), "y_train": np.concatenate([y for _, y in train]),
-    }
-    for split, ref in (("test", test_ref), ("ood", ood_ref)):
-        arrays[f"x_{split}"], arrays[f"y_{split}"] = read_ref(root, ref, log)
+    pool = spec.finish_pool(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]))
+    arrays = {"x_train": pool[0], "y_train": pool[1]}
+    if test_ref is None:  # the pool's spec held the test set out of it
+        arrays["x_test"], arrays["y_test"] = pool[2], pool[3]
+    else:
+        arrays["x_test"], arrays["y_test"] = read_ref(root, test_ref, log)
+    arrays["x_ood"], arrays["y_ood"] = read_ref(root, ood_ref, log)
     arrays = {k: np.ascontiguousarray(v, dtype=np.int64 if k[0] == "y" else np.uint8) for k, v in arrays.items()}
-    _check_compatible(arrays, [*train_refs, test_ref, ood_ref], train_refs)
+    test_name = str(test_ref) if test_ref else spec.held_out_description()
+    _check_compatible(arrays, {"test": test_name, "ood": str(ood_ref)}, train_refs)
 
     mean, std = channel_stats(arrays["x_train"])
     sha = content_hash(arrays)
@@ -147,9 +150,9 @@ def prepare_pixel_dataset(spec, root: Path, log=None) -> dict:
         "num_classes": int(arrays["y_train"].max()) + 1,
         "sample_shape": list(arrays["x_train"].shape[1:]),
         "sizes": {s: int(len(arrays[f"y_{s}"])) for s in SPLITS},
-        "test": str(test_ref),
+        "test": test_name,
         "ood": f"{ood_ref} ({SOURCES[ood_ref.source].official})",
-        "sets": {"train": [str(r) for r in train_refs], "test": str(test_ref), "ood": str(ood_ref)},
+        "sets": {"train": [str(r) for r in train_refs], "test": test_name, "ood": str(ood_ref)},
         "mean": mean,
         "std": std,
         "sha256": sha,
@@ -169,10 +172,10 @@ def prepare_pixel_dataset(spec, root: Path, log=None) -> dict:
     return meta
 
 
-def _check_compatible(arrays: dict, refs: list[Ref], train_refs: list[Ref]) -> None:
+def _check_compatible(arrays: dict, names: dict[str, str], train_refs: list[Ref]) -> None:
     shape = arrays["x_train"].shape[1:]
     num_classes = int(arrays["y_train"].max()) + 1
-    for split, ref in (("test", refs[-2]), ("ood", refs[-1])):
+    for split, ref in names.items():
         if arrays[f"x_{split}"].shape[1:] != shape:
             raise DataFileError(f"dataset.{split}: {ref} has images of shape {arrays[f'x_{split}'].shape[1:]} but the "
                                 f"training pool ({', '.join(map(str, train_refs))}) has {shape}; they must match")

@@ -13,15 +13,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+import numpy as np
+from pydantic import Field, field_validator, model_validator
 
 from dataworth.data.datasets import DATASET_SPECS, IMAGE, DatasetSpec
+from dataworth.data.readers import DataFileError
 from dataworth.data.sources import EMNIST_SPLITS, Ref, parse_ref
 
 _ROOT = Field(default=None, description="folder holding the dataset files; DATAWORTH_DATA wins when set. "
                                         "Execution-only: not part of any run id")
 _OOD = Field(description="the shifted test set, a reference <source>:<part>[@<option>], e.g. cifar10c:fog@3")
 _TEST = Field(default=None, description="the in-distribution test set (a reference); default: the dataset's own test split")
+
+
+def first_of_identical(x: np.ndarray) -> np.ndarray:
+    """Indices of the first image of each set of identical images (same pixels), in order."""
+    rows = np.ascontiguousarray(x).reshape(len(x), -1)
+    _, first = np.unique(rows.view(np.dtype((np.void, rows.shape[1]))).ravel(), return_index=True)
+    return np.sort(first)
 
 
 class PixelDatasetSpec(DatasetSpec):
@@ -51,8 +60,17 @@ class PixelDatasetSpec(DatasetSpec):
     def own_test(self) -> str:
         raise NotImplementedError
 
-    def test_ref(self) -> Ref:
+    def test_ref(self) -> Ref | None:
+        """The in-distribution test set; None where `finish_pool` holds it out of the pool."""
         return parse_ref(self.test or self.own_test())
+
+    def finish_pool(self, x, y) -> tuple:
+        """The training pool from the concatenated `train_refs` (x, y), plus, where the spec holds
+        its test set out of the pool, that test set (x_test, y_test)."""
+        return x, y
+
+    def held_out_description(self) -> str:
+        raise NotImplementedError
 
     def ood_ref(self) -> Ref:
         return parse_ref(self.ood)
@@ -109,18 +127,52 @@ class Cinic10Spec(PixelDatasetSpec):
     without its images taken from CIFAR-10, so that CIFAR-10 is a clean shifted test set."""
 
     name: Literal["cinic10"]
-    pool: Literal["train+valid", "train"] = Field(default="train+valid", description="the CINIC-10 splits of the pool")
+    pool: Literal["train+valid", "train", "all"] = Field(
+        default="train+valid",
+        description="the CINIC-10 splits of the pool; all = train + valid + test, with `holdout` images held out "
+        "as the test set (Geiping et al.'s pool, with exclude_cifar10 and deduplicate: 193,523 images)",
+    )
     exclude_cifar10: bool = Field(default=False, description="leave out the images CINIC-10 took from CIFAR-10 "
                                                              "(file names starting cifar10-)")
+    deduplicate: bool = Field(default=False, description="keep one of each set of identical images (same pixels)")
+    holdout: int = Field(default=10000, gt=0, description="pool all: images held out of the pool as the test set "
+                                                          "(a fixed seeded draw)")
     ood: str = Field(default="cifar10:test", description=_OOD.description)
     official: ClassVar[str] = "CINIC-10"
 
+    @model_validator(mode="after")
+    def _test_not_in_pool(self):
+        if self.pool == "all" and self.test is not None:
+            raise ValueError("pool all holds every CINIC-10 split; its test set is held out of the pool "
+                             "(dataset.holdout), so leave dataset.test unset")
+        return self
+
     def train_refs(self):
         option = "@no-cifar10" if self.exclude_cifar10 else ""
-        return [parse_ref(f"cinic10:{split}{option}") for split in self.pool.split("+")]
+        splits = ("train", "valid", "test") if self.pool == "all" else self.pool.split("+")
+        return [parse_ref(f"cinic10:{split}{option}") for split in splits]
 
     def own_test(self):
         return "cinic10:test"
+
+    def test_ref(self):
+        return None if self.pool == "all" else super().test_ref()
+
+    def finish_pool(self, x, y):
+        if self.deduplicate:
+            keep = first_of_identical(x)
+            x, y = x[keep], y[keep]
+        if self.pool != "all":
+            return x, y
+        if self.holdout >= len(y):
+            raise DataFileError(f"dataset.holdout: {self.holdout} test images but the pool has only {len(y)}")
+        # A fixed draw (seed 0), whatever the study: the same test set for every run.
+        order = np.random.default_rng(0).permutation(len(y))
+        train, test = np.sort(order[: -self.holdout]), np.sort(order[-self.holdout :])
+        return x[train], y[train], x[test], y[test]
+
+    def held_out_description(self):
+        return f"{self.holdout} images held out of CINIC-10 train+valid+test (seed 0)"
 
 
 class _IdxSpec(PixelDatasetSpec):

@@ -256,7 +256,7 @@ def test_run_ids_ignore_the_root_and_follow_the_content(cinic_root, tmp_path, mo
     data_cache._RESOLVED.clear()
     assert [r["run_id"] for r in load_study(cinic_study(moved)).runs] == ids
     monkeypatch.setenv("DATAWORTH_DATA", str(moved))  # the environment wins over the study's root
-    assert [r["run_id"] for r in load_study(cinic_study("/nowhere")).runs] == ids
+    assert [r["run_id"] for r in load_study(cinic_study("/not/this/one")).runs] == ids
     assert load_study(cinic_study(root)).runs[0]["dataset"]["sha256"] == load_study(cinic_study(moved)).spec.dataset.prepared()["sha256"]
     monkeypatch.delenv("DATAWORTH_DATA")
 
@@ -317,6 +317,9 @@ def test_nested_stratified_subsets_of_a_file_pool(cinic_root):
 
 
 def test_missing_files_are_one_message_before_anything_runs(tmp_path):
+    with pytest.raises(StudyError, match=f"dataset: the data root {tmp_path / 'nowhere'} \\(dataset.root\\) is not a folder"):
+        load_study(cinic_study(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
     study = cinic_study(tmp_path / "empty")
     with pytest.raises(StudyError) as err:
         load_study(study)

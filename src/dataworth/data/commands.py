@@ -70,7 +70,7 @@ def cmd_list(args) -> None:
     for source in SOURCES.values():
         found = _found_parts(root, source)
         if source.parts:
-            where = f"found: {', '.join(found)}" if found else "not found"
+            where = f"found: {', '.join(found)} ({source.paths(root, found[0])[0].parent})" if found else "not found"
         else:
             where = f"name it by path: {source.key}:<path under the root>"
         print(f"{source.key:14} {source.official}\n{'':14} layout: {source.layout}\n{'':14} {where}")

@@ -117,7 +117,7 @@ class Cifar(Source):
 class Cinic10(Source):
     key, official = "cinic10", "CINIC-10"
     folder = "cinic-10"
-    layout = "cinic-10/{train,valid,test}/<class>/*.png (the extracted CINIC-10.tar.gz)"
+    layout = "cinic-10/{train,valid,test}/<class>/*.png (CINIC-10.tar.gz extracted into a folder cinic-10)"
     parts = ("train", "valid", "test")
     options = ("no-cifar10",)
     published = {"train": 90000, "valid": 90000, "test": 90000}
@@ -298,7 +298,12 @@ def data_root(study_root: str | None) -> Path:
     if not root:
         raise DataFileError("no data root: set dataset.root in the study or the environment variable DATAWORTH_DATA "
                             "to the folder holding the dataset files (`dataworth data list` shows the layout)")
-    return Path(root).expanduser().resolve()
+    path = Path(root).expanduser().resolve()
+    if not path.is_dir():
+        given = "DATAWORTH_DATA" if os.environ.get("DATAWORTH_DATA") else "dataset.root"
+        raise DataFileError(f"the data root {path} ({given}) is not a folder; `dataworth data list --root <folder>` "
+                            "shows where each dataset's files go")
+    return path
 
 
 def cache_root(root: Path) -> Path:

@@ -285,6 +285,12 @@ def test_cache_is_prepared_once_and_shared(cinic_root, monkeypatch):
     cache = root / ".dataworth-cache"
     assert len(list((cache / "datasets").iterdir())) == 2 and not list(cache.rglob("*.tmp"))
 
+    # The root moved with its cache (or mounted elsewhere, mtimes kept): nothing is read again.
+    moved = root.parent / "mounted-elsewhere"
+    root.rename(moved)
+    data_cache._RESOLVED.clear()
+    assert load_study(cinic_study(moved)).runs and sorted(calls) == ["test", "train", "valid"]
+
 
 def test_prepared_pointer_loads_uint8_and_normalises_on_the_device(cinic_root, tmp_path):
     root = cinic_root[0]

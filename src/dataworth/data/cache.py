@@ -53,7 +53,7 @@ def part_paths(root: Path, source_key: str, part: str) -> list[Path]:
 
 
 def part_dir(root: Path, source_key: str, part: str) -> Path:
-    key = _short(fingerprint(part_paths(root, source_key, part)))
+    key = _short(fingerprint(root, part_paths(root, source_key, part)))
     return cache_root(root) / "parts" / source_key / f"{part.replace('/', '__')}-{key}"
 
 
@@ -116,7 +116,7 @@ def prepare_pixel_dataset(spec, root: Path, log=None) -> dict:
     refs = [*train_refs, *([test_ref] if test_ref else []), ood_ref]  # no test_ref: held out from the pool
     settings = spec.model_dump(exclude={"root"})
     parts = list(dict.fromkeys((r.source, r.part) for r in refs))  # the pool's first: its error comes first
-    index_key = _short({"settings": settings, "parts": [fingerprint(part_paths(root, *p)) for p in parts]})
+    index_key = _short({"settings": settings, "parts": [fingerprint(root, part_paths(root, *p)) for p in parts]})
     if index_key in _RESOLVED:
         return _RESOLVED[index_key]
     cache = cache_root(root)

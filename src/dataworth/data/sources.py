@@ -311,13 +311,16 @@ def cache_root(root: Path) -> Path:
     return Path(os.environ.get("DATAWORTH_CACHE") or root / ".dataworth-cache").expanduser().resolve()
 
 
-def fingerprint(paths: list[Path]) -> list:
-    """What tells a part's files changed: each file's size and mtime, each folder's entries and mtime."""
+def fingerprint(root: Path, paths: list[Path]) -> list:
+    """What tells a part's files changed: each file's size and mtime, each folder's entries and
+    mtime. Paths are relative to the root: the same files mounted elsewhere (a cluster's compute
+    nodes) or moved with their cache keep their prepared parts."""
     out = []
     for path in paths:
         st = path.stat()
+        name = str(path.relative_to(root))
         if path.is_dir():
-            out.append([str(path), len(os.listdir(path)), st.st_mtime_ns])
+            out.append([name, len(os.listdir(path)), st.st_mtime_ns])
         else:
-            out.append([str(path), st.st_size, st.st_mtime_ns])
+            out.append([name, st.st_size, st.st_mtime_ns])
     return out

@@ -27,8 +27,7 @@ for stage in EVALUATIONS.values():
         threads: 1
         resources:
             **SLURM_RESOURCES["evaluate"],
-        # {rule}, not stage.name: Snakemake evaluates shell: when the job runs, when `stage` is the
-        # loop's last value (every rule ran `dataworth rankme`). (Fix from the data branch.)
+        # {rule}, not stage.name: Snakemake evaluates a shell line when the job runs, after the loop.
         shell:
             "dataworth {rule} --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
             "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1 "

@@ -106,10 +106,12 @@ def load_dataset(path: str | Path, device="cpu") -> Dataset:
     """Load a prepared dataset with every split already on `device` (no loader in the hot path)."""
     import torch
 
+    from dataworth.files import load_torch
+
     path = Path(path).resolve()
     key = (str(path), path.stat().st_mtime_ns, str(torch.device(device)))
     if key not in _LOADED:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = load_torch(path)
         scale = ()
         if blob["meta"].get("stores_pixels"):  # a pointer into the prepared cache
             from dataworth.data.cache import load_arrays

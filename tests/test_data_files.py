@@ -457,3 +457,26 @@ def test_cinic10_paper_pool_all_splits_deduplicated_with_a_held_out_test_set(tmp
 
     with pytest.raises(StudyError, match="pool all holds every CINIC-10 split"):
         load_study(cinic_study(root, pool="all", test="cinic10:test"))
+
+
+def test_a_pointer_prepared_elsewhere_finds_its_arrays_under_DATAWORTH_DATA(cinic_root, tmp_path, monkeypatch):
+    from dataworth.data import _LOADED
+
+    root = cinic_root[0]
+    meta = prepare_dataset(load_study(cinic_study(root)).dataset_config(), tmp_path / "d.pt")
+    elsewhere = tmp_path / "other-machine"
+    root.rename(elsewhere)  # results pulled onto a machine whose data root is elsewhere
+    _LOADED.clear()
+    data_cache._RESOLVED.clear()
+    with pytest.raises(DataFileError, match=r"the prepared arrays of cinic10 are not there .* set DATAWORTH_DATA"):
+        load_dataset(tmp_path / "d.pt")
+    monkeypatch.setenv("DATAWORTH_DATA", str(elsewhere))
+    data = load_dataset(tmp_path / "d.pt")
+    assert data.meta["sha256"] == meta["sha256"] and data.x["train"].shape == (50, 3, 32, 32)
+
+    # Other images under that root: refused, not silently trained on.
+    _LOADED.clear()
+    data_cache._RESOLVED.clear()
+    (elsewhere / "cinic-10" / "train" / "cat" / "n030001_1.png").unlink()
+    with pytest.raises(DataFileError, match="hold other images than the ones this study was prepared with"):
+        load_dataset(tmp_path / "d.pt")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataworth.data.cache import content_hash as _content_hash
+from dataworth.data.cache import load_arrays
 from dataworth.data.datasets import DATASET_SPECS
 from dataworth.data.readers import DataFileError
 from dataworth.data.subsets import nested_subset, stratified_order
@@ -96,6 +98,19 @@ class Dataset:
         return StoredInput(network, self)
 
 
+def _arrays_here(meta: dict) -> dict:
+    """The pointer's meta, or, where its arrays are not on this machine (results prepared elsewhere
+    and pulled) and DATAWORTH_DATA names a root here, the same dataset prepared under that root."""
+    if Path(meta["arrays_dir"], "meta.json").exists() or not os.environ.get("DATAWORTH_DATA"):
+        return meta  # load_arrays names what is missing
+    spec = DATASET_SPECS[meta["config"]["name"]].model_validate(meta["config"])
+    here = spec.prepared()
+    if here["sha256"] != meta["sha256"]:
+        raise DataFileError(f"the dataset files under {spec.data_root()} hold other images than the ones this "
+                            f"study was prepared with (sha256 {here['sha256'][:12]}, not {meta['sha256'][:12]})")
+    return here
+
+
 # The last dataset loaded, per process: a job that trains or evaluates a pack of runs reads and
 # moves the data to the device once. Its tensors are never modified in place (subsets and
 # augmentations make new ones), so sharing them between runs is safe.
@@ -114,8 +129,7 @@ def load_dataset(path: str | Path, device="cpu") -> Dataset:
         blob = load_torch(path)
         scale = ()
         if blob["meta"].get("stores_pixels"):  # a pointer into the prepared cache
-            from dataworth.data.cache import load_arrays
-
+            blob["meta"] = _arrays_here(blob["meta"])
             blob.update({k: torch.from_numpy(v) for k, v in load_arrays(blob["meta"]).items()})
             channels = (-1, 1, 1)
             scale = tuple(torch.tensor(blob["meta"][k], dtype=torch.float32, device=device).view(channels)

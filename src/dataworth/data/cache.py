@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -190,16 +189,6 @@ def _check_compatible(arrays: dict, names: dict[str, str], train_refs: list[Ref]
 def load_arrays(meta: dict) -> dict[str, np.ndarray]:
     """The composed dataset's arrays (read whole: one sequential read per split)."""
     folder = Path(meta["arrays_dir"])
-    if not (folder / "meta.json").exists() and os.environ.get("DATAWORTH_DATA"):
-        # Prepared on another machine (a pulled results folder): the same arrays under this one's root.
-        from dataworth.data.datasets import DATASET_SPECS
-
-        spec = DATASET_SPECS[meta["config"]["name"]].model_validate(meta["config"])
-        again = prepare_pixel_dataset(spec, spec.data_root())
-        if again["sha256"] != meta["sha256"]:
-            raise DataFileError(f"the dataset files under {spec.data_root()} hold other images than the ones this "
-                                f"study was prepared with (sha256 {again['sha256'][:12]}, not {meta['sha256'][:12]})")
-        folder = Path(again["arrays_dir"])
     if not (folder / "meta.json").exists():
         raise DataFileError(f"{folder}: the prepared arrays of {meta['config']['name']} are not there (another "
                             "machine's cache?); set DATAWORTH_DATA to the data root and rerun `snakemake`, or run "

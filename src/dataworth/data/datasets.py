@@ -14,30 +14,12 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-SIGNAL = "signal1d"
-IMAGE = "image"
+from dataworth.data.pixel_datasets import PIXEL_DATASET_SPECS
+from dataworth.data.spec import IMAGE, SIGNAL, DatasetSpec
 
-
-class DatasetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    modality: ClassVar[str]
-    ood_description: ClassVar[str]
-    # False: arrays are standardised float32; True: uint8 pixels (N, C, H, W), normalised on the device.
-    stores_pixels: ClassVar[bool] = False
-
-    def identity(self) -> dict:
-        """What of the dataset goes into run ids (and names the study's prepared-data file)."""
-        return self.model_dump()
-
-    def train_pool_size(self) -> int:
-        raise NotImplementedError
-
-    def build(self) -> dict[str, np.ndarray]:
-        """Returns x_train, y_train, x_test, y_test, x_ood, y_ood."""
-        raise NotImplementedError
-
+__all__ = ["DATASET_SPECS", "IMAGE", "SIGNAL", "DatasetSpec"]
 
 def _correlated_noise(rng: np.random.Generator, shape: tuple, scale: float, length_scale: float) -> np.ndarray:
     """Gaussian noise smoothed along the last axis with a Gaussian kernel, rescaled to std `scale`."""
@@ -176,7 +158,5 @@ DATASET_SPECS: dict[str, type[DatasetSpec]] = {
     "mnist1d": Mnist1dSpec,
     "digits": DigitsSpec,
     "synthetic": SyntheticSpec,
+    **PIXEL_DATASET_SPECS,  # read from their publishers' files (pixel_datasets.py)
 }
-
-# Registers the datasets read from files (kept in their own module; it imports this one).
-from dataworth.data import pixel_datasets  # noqa: E402,F401

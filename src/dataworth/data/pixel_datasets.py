@@ -16,9 +16,9 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from dataworth.data.datasets import DATASET_SPECS, IMAGE, DatasetSpec
 from dataworth.data.readers import DataFileError
 from dataworth.data.sources import EMNIST_SPLITS, Ref, parse_ref
+from dataworth.data.spec import IMAGE, DatasetSpec
 
 _ROOT = Field(default=None, description="folder holding the dataset files; DATAWORTH_DATA wins when set. "
                                         "Execution-only: not part of any run id")
@@ -245,6 +245,8 @@ class NpzSpec(_OwnFilesSpec):
     official: ClassVar[str] = "a .npz file"
 
 
-for _spec in (Cifar10Spec, Cifar100Spec, Cinic10Spec, MnistSpec, FashionMnistSpec, EmnistSpec, SvhnSpec,
-              ImageFolderSpec, NpzSpec):
-    DATASET_SPECS[_spec.model_fields["name"].annotation.__args__[0]] = _spec
+PIXEL_DATASET_SPECS: dict[str, type[PixelDatasetSpec]] = {
+    spec.model_fields["name"].annotation.__args__[0]: spec
+    for spec in (Cifar10Spec, Cifar100Spec, Cinic10Spec, MnistSpec, FashionMnistSpec, EmnistSpec, SvhnSpec,
+                 ImageFolderSpec, NpzSpec)
+}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataworth.data import readers
+import dataworth.data.readers as readers
 from dataworth.data.readers import DataFileError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

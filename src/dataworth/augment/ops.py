@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 SIGNAL = "signal1d"
 IMAGE = "image"
@@ -23,7 +23,21 @@ IMAGE = "image"
 class OpSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     modalities: ClassVar[tuple[str, ...]]
+    # True for ops on 0..255 pixel values (colour, histogram, the automatic policies): they apply
+    # only to datasets that store pixels, augmented before normalisation (study._cross_check).
+    needs_pixels: ClassVar[bool] = False
+    # Fields added to an op after studies ran with it: left out of the dump (a run id's input) while
+    # at their default, so that adding them changed no existing run id.
+    omitted_at_default: ClassVar[tuple[str, ...]] = ()
     p: float = Field(default=1.0, ge=0, le=1, description="probability that a sample gets this op")
+
+    @model_serializer(mode="wrap")
+    def _omit_new_fields_at_default(self, handler):
+        data = handler(self)
+        for name in self.omitted_at_default:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                data.pop(name, None)
+        return data
 
     def transform(self, x, gen):
         """The op applied to every sample of the batch (before the per-sample `p` choice)."""
@@ -136,19 +150,25 @@ class Flip(OpSpec):
 
 
 class Crop(OpSpec):
-    """Pad images by `padding` pixels (zero fill) and crop back at a random offset."""
+    """RandomCrop to the image size: pad by `padding` pixels (`padding_mode` constant = zero fill,
+    edge, reflect or symmetric, as torchvision) and crop back at a random offset."""
 
     op: Literal["crop"]
     padding: int = Field(gt=0)
+    padding_mode: Literal["constant", "edge", "reflect", "symmetric"] = "constant"
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
+    omitted_at_default: ClassVar[tuple[str, ...]] = ("padding_mode",)
 
     def transform(self, x, gen):
         import torch
-        import torch.nn.functional as F
+
+        from dataworth.augment.warp import pad as pad_images
 
         n, c, h, w = x.shape
         pad = self.padding
-        padded = F.pad(x, (pad, pad, pad, pad))
+        if self.padding_mode == "reflect" and pad >= min(h, w):
+            raise ValueError(f"crop: reflect padding {pad} needs images larger than {pad} pixels (got {h}x{w})")
+        padded = pad_images(x, pad, self.padding_mode)
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
@@ -189,3 +209,11 @@ OP_SPECS: dict[str, type[OpSpec]] = {
     "crop": Crop,
     "cutout": Cutout,
 }
+
+# The image ops and automatic policies live in their own modules (imported here, after OpSpec
+# exists, so that study validation sees every op through OP_SPECS).
+from dataworth.augment.image_ops import IMAGE_OPS  # noqa: E402
+from dataworth.augment.policies import POLICY_OPS  # noqa: E402
+
+OP_SPECS.update(IMAGE_OPS)
+OP_SPECS.update(POLICY_OPS)

@@ -1,0 +1,201 @@
+"""Colour and histogram ops on pixel batches, with Pillow's arithmetic, per sample.
+
+Pixel images arrive as float32 (N, C, H, W) in 0..255 units, before normalisation (see
+`OpSpec.needs_pixels`). Each function reproduces what Pillow computes on a uint8 image (the
+reference torchvision's TrivialAugment / RandAugment / AutoAugment use on PIL images): blends
+truncate as `Image.blend` does, the smoothing filter rounds as `ImageFilter.SMOOTH` does, the
+grey level is Pillow's integer `L` conversion, and histograms have 256 bins. Their outputs are
+whole numbers in 0..255, so a chain of them equals the chain of Pillow calls.
+
+Per-sample parameters are (N,) tensors; nothing loops over samples.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return values.to(device=x.device).view(-1, *([1] * (x.dim() - 1)))
+
+
+def grey(x: torch.Tensor) -> torch.Tensor:
+    """Pillow's RGB -> L conversion, (19595 R + 38470 G + 7471 B + 2^15) >> 16, as (N, 1, H, W).
+
+    In float32 the sums stay below 2^24, so whole-number inputs give exactly Pillow's integers."""
+    if x.shape[1] == 1:
+        return x
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    return torch.floor((r * 19595 + g * 38470 + b * 7471 + 32768) / 65536)
+
+
+def blend(x: torch.Tensor, degenerate: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """`Image.blend(degenerate, x, factor)`: degenerate + factor * (x - degenerate), in float32,
+    truncated and clipped to 0..255 (what ImageEnhance.* do)."""
+    f = _per_sample(factor.to(torch.float32), x)
+    return torch.floor((degenerate + f * (x - degenerate)).clamp(0, 255))
+
+
+def brightness(x, factor):
+    return blend(x, torch.zeros_like(x), factor)
+
+
+def saturation(x, factor):
+    """ImageEnhance.Color: blend with the grey image (a no-op on one-channel images)."""
+    return blend(x, grey(x).expand_as(x), factor)
+
+
+def contrast(x, factor):
+    """ImageEnhance.Contrast: blend with the mean grey level rounded to a whole number."""
+    mean = grey(x).to(torch.float64).mean(dim=(1, 2, 3), keepdim=True)
+    level = torch.floor(mean + 0.5).to(x.dtype)
+    return blend(x, level.expand_as(x), factor)
+
+
+SMOOTH_KERNEL = ((1, 1, 1), (1, 5, 1), (1, 1, 1))  # ImageFilter.SMOOTH, divided by 13
+
+
+def smooth(x):
+    """ImageFilter.SMOOTH: 3x3 kernel / 13, rounded; Pillow leaves the one-pixel border as it was."""
+    c = x.shape[1]
+    kernel = torch.tensor(SMOOTH_KERNEL, dtype=x.dtype, device=x.device) / 13
+    out = F.conv2d(x, kernel.expand(c, 1, 3, 3), groups=c)
+    inner = torch.floor(out + 0.5).clamp(0, 255)
+    result = x.clone()
+    result[:, :, 1:-1, 1:-1] = inner
+    return result
+
+
+def sharpness(x, factor):
+    """ImageEnhance.Sharpness: blend with the smoothed image."""
+    return blend(x, smooth(x), factor)
+
+
+def posterize(x, bits):
+    """ImageOps.posterize: keep the top `bits` bits of each value."""
+    step = _per_sample(torch.pow(2.0, 8 - bits.to(torch.float64)).to(x.dtype), x)
+    return torch.floor(x / step) * step
+
+
+def solarize(x, threshold):
+    """ImageOps.solarize: values at or above the threshold become 255 - value."""
+    t = _per_sample(threshold.to(x.dtype), x)
+    return torch.where(x >= t, 255 - x, x)
+
+
+def invert(x):
+    return 255 - x
+
+
+def autocontrast(x):
+    """ImageOps.autocontrast (cutoff 0), per channel: stretch [min, max] to [0, 255]; the scale
+    and offset are computed in float64 as Pillow's Python does, then truncated."""
+    x64 = x.to(torch.float64)
+    lo = x64.amin(dim=(2, 3), keepdim=True)
+    hi = x64.amax(dim=(2, 3), keepdim=True)
+    flat = hi <= lo
+    scale = 255.0 / torch.where(flat, torch.ones_like(hi), hi - lo)
+    offset = -lo * scale
+    stretched = torch.trunc(x64 * scale + offset).clamp(0, 255)
+    return torch.where(flat, x64, stretched).to(x.dtype)
+
+
+def equalize(x):
+    """ImageOps.equalize, per channel: Pillow's cumulative-histogram lookup table over 256 bins
+    (step = (pixels - count of the top value) // 255; identity when step is 0 or one value)."""
+    n, c, h, w = x.shape
+    values = x.round().clamp(0, 255).long().view(n * c, h * w)
+    rows = torch.arange(n * c, device=x.device)[:, None] * 256
+    hist = torch.zeros(n * c * 256, dtype=torch.long, device=x.device)
+    hist.scatter_add_(0, (rows + values).view(-1), torch.ones_like(values).view(-1))
+    hist = hist.view(n * c, 256)
+    top = values.amax(dim=1, keepdim=True)
+    step = (h * w - hist.gather(1, top)) // 255  # (n*c, 1)
+    distinct = (hist > 0).sum(dim=1, keepdim=True)
+    before = hist.cumsum(dim=1) - hist  # pixels strictly below each value
+    safe_step = step.clamp(min=1)
+    lut = ((safe_step // 2 + before) // safe_step).clamp(max=255)
+    identity = (step == 0) | (distinct <= 1)
+    lut = torch.where(identity, torch.arange(256, device=x.device)[None, :], lut)
+    return lut.gather(1, values).view(n, c, h, w).to(x.dtype)
+
+
+def grayscale(x):
+    """`convert("L")`, repeated over the image's channels (RandomGrayscale keeps the channel count)."""
+    return grey(x).expand_as(x).contiguous()
+
+
+def adjust_hue(x, shift):
+    """torchvision's adjust_hue on PIL images: RGB -> HSV (Pillow's integer HSV), add
+    round-toward-zero(shift * 255) to the hue byte modulo 256, HSV -> RGB. `shift` in [-0.5, 0.5]."""
+    if x.shape[1] == 1:
+        return x
+    hue, sat, val = _rgb_to_hsv(x)
+    delta = _per_sample(torch.trunc(shift.to(torch.float64) * 255).to(x.dtype), hue)
+    hue = torch.remainder(hue + delta, 256)
+    return _hsv_to_rgb(hue, sat, val)
+
+
+def _rgb_to_hsv(x):
+    """Pillow's rgb2hsv: hue, saturation and value bytes (as floats) of whole-number RGB."""
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    maxc = torch.maximum(r, torch.maximum(g, b))
+    minc = torch.minimum(r, torch.minimum(g, b))
+    span = maxc - minc
+    grey_pixel = span == 0
+    cr = torch.where(grey_pixel, torch.ones_like(span), span)
+    s = cr / torch.where(maxc == 0, torch.ones_like(maxc), maxc)
+    rc, gc, bc = (maxc - r) / cr, (maxc - g) / cr, (maxc - b) / cr
+    h = torch.where(r == maxc, bc - gc, torch.where(g == maxc, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = torch.remainder(h.to(torch.float64) / 6.0 + 1.0, 1.0)
+    hue = torch.where(grey_pixel, 0.0, torch.trunc(h * 255.0).clamp(0, 255).to(x.dtype))
+    sat = torch.where(grey_pixel, 0.0, torch.trunc(s.to(torch.float64) * 255.0).clamp(0, 255).to(x.dtype))
+    return hue, sat, maxc
+
+
+def _hsv_to_rgb(hue, sat, val):
+    """Pillow's hsv2rgb on bytes."""
+    h6 = hue.to(torch.float64) * 6.0 / 255.0
+    i = torch.floor(h6)
+    f = h6 - i
+    fs = sat.to(torch.float64) / 255.0
+    v = val.to(torch.float64)
+    p = torch.round(v * (1.0 - fs)).clamp(0, 255)
+    q = torch.round(v * (1.0 - fs * f)).clamp(0, 255)
+    t = torch.round(v * (1.0 - fs * (1.0 - f))).clamp(0, 255)
+    sector = torch.remainder(i, 6).long()
+    choices = {0: (v, t, p), 1: (q, v, p), 2: (p, v, t), 3: (p, q, v), 4: (t, p, v), 5: (v, p, q)}
+    r, g, b = torch.zeros_like(v), torch.zeros_like(v), torch.zeros_like(v)
+    for k, (rk, gk, bk) in choices.items():
+        here = sector == k
+        r, g, b = torch.where(here, rk, r), torch.where(here, gk, g), torch.where(here, bk, b)
+    achromatic = sat == 0
+    rgb = torch.stack([torch.where(achromatic, v, r), torch.where(achromatic, v, g), torch.where(achromatic, v, b)], 1)
+    return rgb.to(val.dtype)
+
+
+def gaussian_blur(x, kernel_size: int, sigma: torch.Tensor):
+    """torchvision's gaussian_blur with a per-sample sigma: a normalised Gaussian of `kernel_size`
+    taps, reflect padding, separable. Not rounded: it also serves standardised data."""
+    n, c, h, w = x.shape
+    half = (kernel_size - 1) * 0.5
+    taps = torch.linspace(-half, half, kernel_size, device=x.device, dtype=x.dtype)
+    weights = torch.exp(-0.5 * (taps[None, :] / sigma.to(x.device, x.dtype)[:, None]) ** 2)
+    weights = weights / weights.sum(dim=1, keepdim=True)  # (n, k)
+    pad = kernel_size // 2
+    planes = F.pad(x, (pad, pad, pad, pad), mode="reflect").reshape(1, n * c, h + 2 * pad, w + 2 * pad)
+    per_plane = weights.repeat_interleave(c, dim=0)  # one kernel per (sample, channel) plane
+    rows = F.conv2d(planes, per_plane.view(n * c, 1, 1, kernel_size), groups=n * c)
+    both = F.conv2d(rows, per_plane.view(n * c, 1, kernel_size, 1), groups=n * c)
+    return both.view(n, c, h, w)
+
+
+def apply_where(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:
+    """`fn` applied to the samples where `mask` holds (fn(subset, index) -> subset), the rest kept."""
+    index = mask.nonzero().squeeze(1)
+    if index.numel() == 0:
+        return x
+    if index.numel() == x.shape[0]:
+        return fn(x, index)
+    return x.index_copy(0, index, fn(x.index_select(0, index), index))

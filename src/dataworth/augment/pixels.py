@@ -95,7 +95,8 @@ def autocontrast(x):
     lo = x64.amin(dim=(2, 3), keepdim=True)
     hi = x64.amax(dim=(2, 3), keepdim=True)
     flat = hi <= lo
-    scale = 255.0 / torch.where(flat, torch.ones_like(hi), hi - lo)
+    # A true division (a Python scalar over a tensor would be computed as 255 * (1 / span)).
+    scale = torch.full_like(hi, 255.0) / torch.where(flat, torch.ones_like(hi), hi - lo)
     offset = -lo * scale
     stretched = torch.trunc(x64 * scale + offset).clamp(0, 255)
     return torch.where(flat, x64, stretched).to(x.dtype)
@@ -105,7 +106,7 @@ def equalize(x):
     """ImageOps.equalize, per channel: Pillow's cumulative-histogram lookup table over 256 bins
     (step = (pixels - count of the top value) // 255; identity when step is 0 or one value)."""
     n, c, h, w = x.shape
-    values = x.round().clamp(0, 255).long().view(n * c, h * w)
+    values = x.round().clamp(0, 255).long().reshape(n * c, h * w)
     rows = torch.arange(n * c, device=x.device)[:, None] * 256
     hist = torch.zeros(n * c * 256, dtype=torch.long, device=x.device)
     hist.scatter_add_(0, (rows + values).view(-1), torch.ones_like(values).view(-1))
@@ -147,8 +148,10 @@ def _rgb_to_hsv(x):
     cr = torch.where(grey_pixel, torch.ones_like(span), span)
     s = cr / torch.where(maxc == 0, torch.ones_like(maxc), maxc)
     rc, gc, bc = (maxc - r) / cr, (maxc - g) / cr, (maxc - b) / cr
-    h = torch.where(r == maxc, bc - gc, torch.where(g == maxc, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.remainder(h.to(torch.float64) / 6.0 + 1.0, 1.0)
+    d = lambda t: t.to(torch.float64)  # C adds the double constants 2.0 and 4.0 in double
+    h = torch.where(r == maxc, bc - gc, torch.where(g == maxc, (2.0 + d(rc) - d(bc)).float(), (4.0 + d(gc) - d(rc)).float()))
+    # C: float h; h = fmod(h / 6.0 + 1.0, 1.0) in double, stored back in a float.
+    h = torch.remainder(h.to(torch.float64) / 6.0 + 1.0, 1.0).to(torch.float32).to(torch.float64)
     hue = torch.where(grey_pixel, 0.0, torch.trunc(h * 255.0).clamp(0, 255).to(x.dtype))
     sat = torch.where(grey_pixel, 0.0, torch.trunc(s.to(torch.float64) * 255.0).clamp(0, 255).to(x.dtype))
     return hue, sat, maxc
@@ -156,14 +159,16 @@ def _rgb_to_hsv(x):
 
 def _hsv_to_rgb(hue, sat, val):
     """Pillow's hsv2rgb on bytes."""
+    # C: f and fs are floats computed in double; round() rounds halves away from zero.
     h6 = hue.to(torch.float64) * 6.0 / 255.0
     i = torch.floor(h6)
-    f = h6 - i
-    fs = sat.to(torch.float64) / 255.0
+    f = (h6 - i).to(torch.float32).to(torch.float64)
+    fs = (sat.to(torch.float64) / 255.0).to(torch.float32).to(torch.float64)
     v = val.to(torch.float64)
-    p = torch.round(v * (1.0 - fs)).clamp(0, 255)
-    q = torch.round(v * (1.0 - fs * f)).clamp(0, 255)
-    t = torch.round(v * (1.0 - fs * (1.0 - f))).clamp(0, 255)
+    half_up = lambda t: torch.floor(t + 0.5).clamp(0, 255)
+    p = half_up(v * (1.0 - fs))
+    q = half_up(v * (1.0 - fs * f))
+    t = half_up(v * (1.0 - fs * (1.0 - f)))
     sector = torch.remainder(i, 6).long()
     choices = {0: (v, t, p), 1: (q, v, p), 2: (p, v, t), 3: (p, q, v), 4: (t, p, v), 5: (v, p, q)}
     r, g, b = torch.zeros_like(v), torch.zeros_like(v), torch.zeros_like(v)

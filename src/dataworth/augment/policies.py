@@ -251,7 +251,8 @@ class AutoAugment(AutoPolicy):
     def apply(self, x, params):
         space = self.space(*x.shape[-2:])
         for i, (kind, bins, applies) in enumerate(self.steps(params, *x.shape[-2:], x.device)):
-            mag = magnitudes(space, kind, bins, params["sign"][:, i])
+            # AutoAugment negates on a sign draw of 0 (`if signed and signs[i] == 0`), the others on 1.
+            mag = magnitudes(space, kind, bins, 1 - params["sign"][:, i])
             from dataworth.augment.pixels import apply_where
 
             x = apply_where(x, applies, lambda s, idx, k=kind, m=mag: apply_ops(s, space, k[idx], m[idx], self.interpolation))

@@ -47,6 +47,7 @@ class Perspective(OpSpec):
     p: float = Field(default=0.5, ge=0, le=1)
     interpolation: Literal["nearest", "bilinear"] = "bilinear"
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
+    draw_p_first: ClassVar[bool] = True
 
     def draw(self, n: int, gen, device, height: int, width: int) -> dict:
         """The output corners (N, 4, 2) (top-left, top-right, bottom-right, bottom-left) as x, y."""
@@ -84,6 +85,7 @@ class ResizedCrop(OpSpec):
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
+    draw_p_first: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -135,6 +137,7 @@ class PixelOp(OpSpec):
 
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
     needs_pixels: ClassVar[bool] = True
+    draw_p_first: ClassVar[bool] = True
 
 
 class ColorJitter(PixelOp):
@@ -165,16 +168,14 @@ class ColorJitter(PixelOp):
     def apply(self, x, params):
         from dataworth.augment import pixels
 
-        adjust = (
-            (self.brightness > 0, lambda s, i: pixels.brightness(s, params["brightness"][i])),
-            (self.contrast > 0, lambda s, i: pixels.contrast(s, params["contrast"][i])),
-            (self.saturation > 0, lambda s, i: pixels.saturation(s, params["saturation"][i])),
-            (self.hue > 0, lambda s, i: pixels.adjust_hue(s, params["hue"][i])),
-        )
-        for position in range(4):
-            for which, (active, fn) in enumerate(adjust):
-                if active:
-                    x = pixels.apply_where(x, params["order"][:, position] == which, fn)
+        adjust = [
+            lambda s, i: pixels.brightness(s, params["brightness"][i]) if self.brightness > 0 else s,
+            lambda s, i: pixels.contrast(s, params["contrast"][i]) if self.contrast > 0 else s,
+            lambda s, i: pixels.saturation(s, params["saturation"][i]) if self.saturation > 0 else s,
+            lambda s, i: pixels.adjust_hue(s, params["hue"][i]) if self.hue > 0 else s,
+        ]
+        for position in range(4):  # each image's k-th adjustment, all images at once
+            x = pixels.apply_by_group(x, params["order"][:, position], adjust)
         return x
 
     def transform(self, x, gen):
@@ -218,6 +219,7 @@ class GaussianBlur(OpSpec):
     sigma_max: float = Field(default=2.0, gt=0)
     p: float = Field(default=0.5, ge=0, le=1)
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
+    draw_p_first: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _valid(self):

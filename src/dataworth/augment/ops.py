@@ -29,6 +29,8 @@ class OpSpec(BaseModel):
     # Fields added to an op after studies ran with it: left out of the dump (a run id's input) while
     # at their default, so that adding them changed no existing run id.
     omitted_at_default: ClassVar[tuple[str, ...]] = ()
+    # True: the p draw comes first and only the chosen images are transformed (issue 17's ops).
+    draw_p_first: ClassVar[bool] = False
     p: float = Field(default=1.0, ge=0, le=1, description="probability that a sample gets this op")
 
     @model_serializer(mode="wrap")
@@ -46,6 +48,13 @@ class OpSpec(BaseModel):
     def __call__(self, x, gen):
         import torch
 
+        if self.draw_p_first and self.p < 1.0:
+            # Choose the images first and transform only those (new ops: their draws are free to
+            # differ in order from the older ops', whose results must stay as they were).
+            from dataworth.augment.pixels import apply_where
+
+            chosen = torch.rand(x.shape[0], generator=gen, device=x.device) < self.p
+            return apply_where(x, chosen, lambda images, index: self.transform(images, gen))
         out = self.transform(x, gen)
         if self.p >= 1.0:
             return out

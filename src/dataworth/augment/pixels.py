@@ -53,17 +53,15 @@ def contrast(x, factor):
     return blend(x, level.expand_as(x), factor)
 
 
-SMOOTH_KERNEL = ((1, 1, 1), (1, 5, 1), (1, 1, 1))  # ImageFilter.SMOOTH, divided by 13
-
-
 def smooth(x):
-    """ImageFilter.SMOOTH: 3x3 kernel / 13, rounded; Pillow leaves the one-pixel border as it was."""
-    c = x.shape[1]
-    kernel = torch.tensor(SMOOTH_KERNEL, dtype=x.dtype, device=x.device) / 13
-    out = F.conv2d(x, kernel.expand(c, 1, 3, 3), groups=c)
-    inner = torch.floor(out + 0.5).clamp(0, 255)
+    """ImageFilter.SMOOTH: (3x3 sum + 4 x centre) / 13, rounded; Pillow leaves the one-pixel border
+    as it was. On whole numbers the sum is exact and never lands on a half, so rounding this exact
+    quotient gives Pillow's result (which sums float products)."""
+    rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
+    box = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]
+    inner = torch.floor((box + 4 * x[..., 1:-1, 1:-1]) / 13 + 0.5).clamp(0, 255)
     result = x.clone()
-    result[:, :, 1:-1, 1:-1] = inner
+    result[..., 1:-1, 1:-1] = inner
     return result
 
 
@@ -198,9 +196,25 @@ def gaussian_blur(x, kernel_size: int, sigma: torch.Tensor):
 
 def apply_where(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:
     """`fn` applied to the samples where `mask` holds (fn(subset, index) -> subset), the rest kept."""
-    index = mask.nonzero().squeeze(1)
-    if index.numel() == 0:
+    return apply_by_group(x, mask.long(), [None, fn])
+
+
+def apply_by_group(x: torch.Tensor, group: torch.Tensor, fns: list) -> torch.Tensor:
+    """Image i becomes fns[group[i]](images of its group, their indices)[its row]; None keeps it.
+
+    The batch is sorted by group once, each group's images are a contiguous slice (no copy), and
+    one scatter puts the results back: three batch-sized copies and one host sync (the group
+    sizes), whatever the number of groups, and no loop over images."""
+    order = torch.argsort(group, stable=True)
+    counts = torch.bincount(group, minlength=len(fns)).tolist()
+    if counts[0] == len(group) and fns[0] is None:
         return x
-    if index.numel() == x.shape[0]:
-        return fn(x, index)
-    return x.index_copy(0, index, fn(x.index_select(0, index), index))
+    ordered = x.index_select(0, order)  # a fresh tensor: each group's slice is overwritten in place
+    start = 0
+    for fn, count in zip(fns, counts):
+        if count and fn is not None:
+            ordered[start : start + count] = fn(ordered[start : start + count], order[start : start + count])
+        start += count
+    back = torch.empty_like(order)
+    back[order] = torch.arange(len(order), device=order.device)
+    return ordered.index_select(0, back)

@@ -15,6 +15,7 @@ one warp with a per-image matrix, each colour kind runs on its subset of the bat
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -54,11 +55,12 @@ CIFAR10_POLICY = (
 )
 
 
-def augmentation_space(kind: str, num_bins: int, height: int, width: int) -> list[tuple[str, object, bool]]:
+@functools.lru_cache(maxsize=None)
+def augmentation_space(kind: str, num_bins: int, height: int, width: int) -> tuple[tuple[str, object, bool], ...]:
     """(op name, magnitudes (float32 tensor of num_bins) or None, signed) in torchvision's order.
 
-    `wide` is TrivialAugmentWide's space; `standard` RandAugment's (and, with Invert and 10 bins,
-    AutoAugment's)."""
+    `wide` is TrivialAugmentWide's space; `standard` RandAugment's; `auto` AutoAugment's (the
+    standard ranges with 10 bins, Invert instead of Identity). Cached: treat as read-only."""
     import torch
 
     lin = lambda hi: torch.linspace(0.0, hi, num_bins)
@@ -77,7 +79,19 @@ def augmentation_space(kind: str, num_bins: int, height: int, width: int) -> lis
               ("AutoContrast", None, False), ("Equalize", None, False)]
     if kind == "auto":
         space = space[1:] + [("Invert", None, False)]
-    return space
+    return tuple(space)
+
+
+@functools.lru_cache(maxsize=None)
+def _magnitude_table(space, device: str):
+    """(kinds, bins) float64 magnitudes and the (kinds,) signed flags, on `device`."""
+    import torch
+
+    table = torch.zeros(len(space), max(len(m) if m is not None else 1 for _, m, _ in space), dtype=torch.float64)
+    for k, (_, mags, _) in enumerate(space):
+        if mags is not None:
+            table[k, : len(mags)] = mags.to(torch.float64)
+    return table.to(device), torch.tensor([s for _, _, s in space], device=device)
 
 
 def magnitudes(space, kind, bin_index, sign):
@@ -85,40 +99,28 @@ def magnitudes(space, kind, bin_index, sign):
     the sign draw is 1 (torchvision: `if signed and torch.randint(2, (1,)): magnitude *= -1`)."""
     import torch
 
-    device = kind.device
-    table = torch.zeros(len(space), max(len(m) if m is not None else 1 for _, m, _ in space), dtype=torch.float64)
-    for k, (_, mags, _) in enumerate(space):
-        if mags is not None:
-            table[k, : len(mags)] = mags.to(torch.float64)
-    signed = torch.tensor([s for _, _, s in space], device=device)
-    value = table.to(device)[kind, bin_index]
+    table, signed = _magnitude_table(space, str(kind.device))
+    value = table[kind, bin_index]
     return torch.where(signed[kind] & (sign == 1), -value, value)
 
 
 def apply_ops(x, space, kind, magnitude, interpolation: str):
-    """Apply op `space[kind[i]]` with `magnitude[i]` to image i, as torchvision's `_apply_op` does."""
+    """Apply op `space[kind[i]]` with `magnitude[i]` to image i, as torchvision's `_apply_op` does;
+    kind == len(space) leaves the image as it is. One pass over the batch sorted by op: the affine
+    ops share one warp (a matrix per image), each colour op runs on its own slice."""
     import torch
 
     from dataworth.augment import pixels, warp
-    from dataworth.augment.pixels import apply_where
 
     n, _, h, w = x.shape
     names = [name for name, _, _ in space]
-    geometric = [k for k, name in enumerate(names) if name in GEOMETRIC]
-    if geometric:
-        m = magnitude
-        builders = {
-            "ShearX": lambda: warp.shear_matrix(m, "x"),
-            "ShearY": lambda: warp.shear_matrix(m, "y"),
-            "TranslateX": lambda: warp.translate_matrix(torch.trunc(m), torch.zeros_like(m)),
-            "TranslateY": lambda: warp.translate_matrix(torch.zeros_like(m), torch.trunc(m)),
-            "Rotate": lambda: warp.rotate_matrix(m, h, w),
-        }
-        matrix = warp.identity_matrix(n, x.device)
-        for k in geometric:
-            matrix = torch.where((kind == k)[:, None], builders[names[k]](), matrix)
-        is_geometric = torch.isin(kind, torch.tensor(geometric, device=kind.device))
-        x = apply_where(x, is_geometric, lambda s, i: warp.warp_affine(s, matrix[i], interpolation, quantize=True))
+    affine_builders = {
+        "ShearX": lambda m: warp.shear_matrix(m, "x"),
+        "ShearY": lambda m: warp.shear_matrix(m, "y"),
+        "TranslateX": lambda m: warp.translate_matrix(torch.trunc(m), torch.zeros_like(m)),
+        "TranslateY": lambda m: warp.translate_matrix(torch.zeros_like(m), torch.trunc(m)),
+        "Rotate": lambda m: warp.rotate_matrix(m, h, w),
+    }
     colour = {
         "Brightness": lambda s, m: pixels.brightness(s, 1.0 + m),
         "Color": lambda s, m: pixels.saturation(s, 1.0 + m),
@@ -130,10 +132,28 @@ def apply_ops(x, space, kind, magnitude, interpolation: str):
         "Equalize": lambda s, m: pixels.equalize(s),
         "Invert": lambda s, m: pixels.invert(s),
     }
-    for k, name in enumerate(names):
-        if name in colour:
-            x = apply_where(x, kind == k, lambda s, i, fn=colour[name]: fn(s, magnitude[i]))
-    return x
+
+    def affine(images, index):
+        kinds, mags = kind[index], magnitude[index]
+        matrix = warp.identity_matrix(len(index), x.device)
+        for k, name in enumerate(names):
+            if name in affine_builders:
+                matrix = torch.where((kinds == k)[:, None], affine_builders[name](mags), matrix)
+        return warp.warp_affine(images, matrix, interpolation, quantize=True)
+
+    # Groups: 0 = unchanged (Identity, or no op), 1 = affine, then one per colour op.
+    group_of_kind, fns = [], [None, affine]
+    for name in names:
+        if name in affine_builders:
+            group_of_kind.append(1)
+        elif name in colour:
+            group_of_kind.append(len(fns))
+            fns.append(lambda images, index, fn=colour[name]: fn(images, magnitude[index]))
+        else:
+            group_of_kind.append(0)
+    group_of_kind.append(0)  # kind == len(space): no op
+    group = torch.tensor(group_of_kind, device=kind.device)[kind]
+    return pixels.apply_by_group(x, group, fns)
 
 
 class AutoPolicy(OpSpec):
@@ -141,6 +161,7 @@ class AutoPolicy(OpSpec):
 
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
     needs_pixels: ClassVar[bool] = True
+    draw_p_first: ClassVar[bool] = True
     interpolation: Literal["nearest", "bilinear"] = "nearest"
 
     def draw(self, n: int, gen, device, height: int, width: int) -> dict:
@@ -249,13 +270,13 @@ class AutoAugment(AutoPolicy):
         return [(kind[sub, i], bins[sub, i], params["prob"][:, i] <= prob[sub, i]) for i in range(2)]
 
     def apply(self, x, params):
+        import torch
+
         space = self.space(*x.shape[-2:])
         for i, (kind, bins, applies) in enumerate(self.steps(params, *x.shape[-2:], x.device)):
             # AutoAugment negates on a sign draw of 0 (`if signed and signs[i] == 0`), the others on 1.
             mag = magnitudes(space, kind, bins, 1 - params["sign"][:, i])
-            from dataworth.augment.pixels import apply_where
-
-            x = apply_where(x, applies, lambda s, idx, k=kind, m=mag: apply_ops(s, space, k[idx], m[idx], self.interpolation))
+            x = apply_ops(x, space, torch.where(applies, kind, len(space)), mag, self.interpolation)
         return x
 
 

@@ -50,10 +50,12 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
     x0, y0 = x0.long(), y0.long()
     xa, xb = x0.clamp(0, w - 1), (x0 + 1).clamp(0, w - 1)
     ya, yb = y0.clamp(0, h - 1), (y0 + 1).clamp(0, h - 1)
-    x64 = x.to(torch.float64)
-    top = _gather(x64, ya, xa) + (_gather(x64, ya, xb) - _gather(x64, ya, xa)) * dx
-    bottom = _gather(x64, yb, xa) + (_gather(x64, yb, xb) - _gather(x64, yb, xa)) * dx
-    out = top + (bottom - top) * dy
+    # Pillow blends in double; float32 is enough unless the result is truncated to whole numbers.
+    dtype = torch.float64 if quantize else x.dtype
+    xv, dx, dy = x.to(dtype), dx.to(dtype), dy.to(dtype)
+    p00, p01, p10, p11 = _gather(xv, ya, xa), _gather(xv, ya, xb), _gather(xv, yb, xa), _gather(xv, yb, xb)
+    top = p00 + (p01 - p00) * dx
+    out = top + (p10 + (p11 - p10) * dx - top) * dy
     if quantize:
         out = torch.trunc(out)
     return out.masked_fill(~inside[:, None], 0.0).to(x.dtype)

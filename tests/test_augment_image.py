@@ -497,3 +497,36 @@ def test_bad_op_settings_are_one_line_errors(op, words):
     with pytest.raises(StudyError) as err:
         load_study(_study("digits", [op]))
     assert words in str(err.value)
+
+
+# --- augment-preview ---------------------------------------------------------------------------------
+
+
+def test_preview_grid_shows_each_image_its_policy_draws_and_each_op(tmp_path):
+    from dataworth.augment.preview import preview_grid
+    from dataworth.study import StudySpec
+
+    ops = StudySpec.model_validate(_study("digits", [{"op": "trivial_augment"}, {"op": "hflip"}])).augmentations["strong"]
+    images = real_images(3, seed=8)
+    grid = np.array(preview_grid(as_batch(images), list(ops), stores_pixels=True, draws=2, cell=64, gap=2))
+    # columns: image, 2 policy draws, trivial_augment alone, hflip alone; 3 rows under a 14-pixel label band
+    assert grid.shape == (14 + 3 * 66, 5 * 66, 3)
+    first = Image.fromarray(images[1]).resize((64, 64), Image.NEAREST)
+    np.testing.assert_array_equal(grid[14 + 66 : 14 + 66 + 64, 0:64], np.array(first))
+    mirrored = Image.fromarray(images[1][:, ::-1].copy()).resize((64, 64), Image.NEAREST)
+    np.testing.assert_array_equal(grid[14 + 66 : 14 + 66 + 64, 4 * 66 : 4 * 66 + 64], np.array(mirrored))
+
+
+def test_augment_preview_command_writes_a_png_per_policy(tmp_path, capsys):
+    import yaml
+
+    from dataworth.cli import main
+
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(_study("digits", [{"op": "hflip"}, {"op": "perspective"}])))
+    main(["augment-preview", str(study), "--out", str(tmp_path / "prev"), "--images", "4"])
+    assert sorted(p.name for p in (tmp_path / "prev").iterdir()) == ["none.png", "strong.png"]
+    assert Image.open(tmp_path / "prev" / "strong.png").size == (7 * 74, 14 + 4 * 74)  # image, 4 draws, 2 ops
+    with pytest.raises(SystemExit) as err:
+        main(["augment-preview", str(study), "--policy", "nope", "--out", str(tmp_path / "prev")])
+    assert "unknown policy 'nope'; allowed: none, strong" in str(err.value)

@@ -343,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dataworth.cluster.submit import register as register_cluster_commands
 
     register_cluster_commands(sub)
+    from dataworth.augment.preview import register as register_augment_preview  # issue 17
+
+    register_augment_preview(sub)
     return parser
 
 

@@ -172,6 +172,7 @@ class Crop(OpSpec):
         import torch
 
         from dataworth.augment.warp import pad as pad_images
+        from dataworth.augment.warp import windows
 
         n, c, h, w = x.shape
         pad = self.padding
@@ -180,11 +181,7 @@ class Crop(OpSpec):
         padded = pad_images(x, pad, self.padding_mode)
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
         dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-        batch = torch.arange(n, device=x.device)[:, None, None, None]
-        chan = torch.arange(c, device=x.device)[None, :, None, None]
-        return padded[batch, chan, rows, cols]
+        return windows(padded, dy, dx, h, w)
 
 
 class Cutout(OpSpec):

@@ -96,7 +96,7 @@ def autocontrast(x):
     # A true division (a Python scalar over a tensor would be computed as 255 * (1 / span)).
     scale = torch.full_like(hi, 255.0) / torch.where(flat, torch.ones_like(hi), hi - lo)
     offset = -lo * scale
-    stretched = torch.trunc(x64 * scale + offset).clamp(0, 255)
+    stretched = torch.floor(x64 * scale + offset).clamp(0, 255)  # int() of a value >= 0
     return torch.where(flat, x64, stretched).to(x.dtype)
 
 
@@ -150,8 +150,8 @@ def _rgb_to_hsv(x):
     h = torch.where(r == maxc, bc - gc, torch.where(g == maxc, (2.0 + d(rc) - d(bc)).float(), (4.0 + d(gc) - d(rc)).float()))
     # C: float h; h = fmod(h / 6.0 + 1.0, 1.0) in double, stored back in a float.
     h = torch.remainder(h.to(torch.float64) / 6.0 + 1.0, 1.0).to(torch.float32).to(torch.float64)
-    hue = torch.where(grey_pixel, 0.0, torch.trunc(h * 255.0).clamp(0, 255).to(x.dtype))
-    sat = torch.where(grey_pixel, 0.0, torch.trunc(s.to(torch.float64) * 255.0).clamp(0, 255).to(x.dtype))
+    hue = torch.where(grey_pixel, 0.0, torch.floor(h * 255.0).clamp(0, 255).to(x.dtype))  # (int) of h >= 0
+    sat = torch.where(grey_pixel, 0.0, torch.floor(s.to(torch.float64) * 255.0).clamp(0, 255).to(x.dtype))
     return hue, sat, maxc
 
 

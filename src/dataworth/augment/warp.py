@@ -57,7 +57,7 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
     top = p00 + (p01 - p00) * dx
     out = top + (p10 + (p11 - p10) * dx - top) * dy
     if quantize:
-        out = torch.trunc(out)
+        out = torch.floor(out)  # Pillow truncates; the blend is never negative (and floor is vectorised)
     return out.masked_fill(~inside[:, None], 0.0).to(x.dtype)
 
 
@@ -147,6 +147,30 @@ def resized_crop(x: torch.Tensor, top, left, height, width) -> torch.Tensor:
     cx = (u * width / w).clamp(min=0.5).minimum(width - 0.5)
     cy = (v * height / h).clamp(min=0.5).minimum(height - 0.5)
     return sample(x, left + cx, top + cy, "bilinear")
+
+
+def windows(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """padded[i, :, top[i] : top[i] + h, left[i] : left[i] + w] for every image i.
+
+    The offsets are few (a crop's (2 padding + 1)^2), so the batch is sorted by offset once and
+    each offset's images are cut with one slice copy: several times faster on a CPU than gathering
+    pixel by pixel."""
+    n, c, hp, wp = padded.shape
+    span = wp - w + 1
+    key = top * span + left
+    order = torch.argsort(key, stable=True)
+    counts = torch.bincount(key, minlength=(hp - h + 1) * span).tolist()
+    ordered = padded.index_select(0, order)
+    out = torch.empty((n, c, h, w), dtype=padded.dtype, device=padded.device)
+    start = 0
+    for k, count in enumerate(counts):
+        if count:
+            dy, dx = divmod(k, span)
+            out[start : start + count] = ordered[start : start + count, :, dy : dy + h, dx : dx + w]
+        start += count
+    back = torch.empty_like(order)
+    back[order] = torch.arange(n, device=order.device)
+    return out.index_select(0, back)
 
 
 def pad(x: torch.Tensor, padding: int, mode: str) -> torch.Tensor:

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-unit plan dry-run report bench ui clean-results lock help slurm-up slurm-down test-slurm
+.PHONY: setup demo test test-unit plan dry-run report bench ui docs clean-results lock help slurm-up slurm-down test-slurm
 
 help:
 	@echo "make demo    run the default study (params.yaml) end to end"
@@ -16,6 +16,7 @@ help:
 	@echo "make report  rebuild the default study's fits, exchange rates, tables and figures (no training)"
 	@echo "make ui      the MLflow UI over a study's runs on 127.0.0.1 (STUDY=params.yaml; after snakemake track)"
 	@echo "make bench   throughput benchmarks against baselines (a table + results/bench/bench.parquet)"
+	@echo "make docs    rewrite the generated parts of docs/ (study keys, Parquet schemas) from the code"
 	@echo "make setup   only create the pinned environment in .venv"
 	@echo "make slurm-up    (root, Debian 12) install and start the one-node SLURM test cluster; slurm-down stops it"
 	@echo "make test-slurm  the SLURM tests on that cluster"
@@ -60,6 +61,11 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/dataworth bench
+
+# The study-key tables and Parquet schemas in docs/ are generated from the code (dataworth/docs.py);
+# tests/test_docs.py fails while they are stale.
+docs: $(STAMP)
+	$(BIN)/python -m dataworth.docs
 
 # Re-pin: install the ranges of pyproject.toml into a scratch venv and freeze it.
 lock:

@@ -5,6 +5,7 @@ import sys
 
 from dataworth.cluster.resources import snakemake_resources
 from dataworth.packs import Packs
+from dataworth.runs import EVALUATIONS
 from dataworth.study import StudyError, load_study, short_hash
 
 if not workflow.overwrite_configfiles:
@@ -24,17 +25,19 @@ try:
 except ValueError as error:
     raise WorkflowError(str(error)) from None
 
-RESULTS = f"results/{STUDY.name}"
-STUDY_JSON = f"{RESULTS}/study.json"
-DATA = f"{RESULTS}/data/{STUDY.dataset_id()}.pt"
-RUNS = f"{RESULTS}/runs"
+# Every path of the study's results folder comes from its StudyDir (dataworth/runs.py).
+STUDY_DIR = STUDY.study_dir("results")
+RESULTS = str(STUDY_DIR.path)
+STUDY_JSON = str(STUDY_DIR.study_json)
+DATA = str(STUDY_DIR.data(STUDY.dataset_id()))
+RUNS = str(STUDY_DIR.runs)
 
 try:
     # Which runs each train and evaluation job takes (resources.runs_per_job); see dataworth/packs.py.
-    PACKS = Packs(STUDY, RESULTS)
+    PACKS = Packs(STUDY, STUDY_DIR)
 except ValueError as error:
     raise WorkflowError(str(error)) from None
-PACK_DIR = RESULTS + "/packs/{pack_id}"
+PACK_DIR = str(STUDY_DIR.pack_dir("{pack_id}"))
 
 # Every pack's done-marker of every stage, all targets of `all`: Snakemake plans a job for a
 # missing marker only when a target asks for it (an intermediate file going missing reruns nothing).
@@ -66,7 +69,6 @@ wildcard_constraints:
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/representation.smk"
 include: "workflow/rules/collect.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/track.smk"
@@ -74,7 +76,7 @@ include: "workflow/rules/track.smk"
 
 rule all:
     input:
-        f"{RESULTS}/metrics.parquet",
-        f"{RESULTS}/report",
+        str(STUDY_DIR.metrics),
+        str(STUDY_DIR.report),
         PACK_MARKERS,
     default_target: True

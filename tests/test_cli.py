@@ -47,15 +47,20 @@ def test_an_unknown_run_id_is_a_clear_error(tmp_path, tiny_study):
         assert f"--pack 0123456789ab: no such pack of this study's runs in {tmp_path / 'packs.json'}" in proc.stderr
 
 
-def test_a_device_this_machine_lacks_is_one_clear_error_before_any_run(tiny_study, monkeypatch, capsys):
-    from dataworth.cli import _check_devices
+def test_a_device_this_machine_lacks_is_one_clear_error_before_any_run(tiny_study, monkeypatch, capsys, tmp_path):
+    from dataworth.runs import StudyDir
     from dataworth.study import load_study
+    from dataworth.train.jobs import train_job
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     tiny_study["train"]["device"] = "cuda"
     with pytest.raises(SystemExit) as stopped:
-        _check_devices(load_study(tiny_study).runs)
+        train_job(load_study(tiny_study).runs, "never-read.pt", StudyDir(tmp_path), "auto")
     assert stopped.value.code == 1
     assert "train.device is 'cuda' but CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # before any run started
     tiny_study["train"]["device"] = "auto"
-    _check_devices(load_study(tiny_study).runs)  # auto falls back to the CPU: no error
+    with pytest.raises(SystemExit) as stopped:  # auto falls back to the CPU: the runs start (and fail: no data)
+        train_job(load_study(tiny_study).runs, str(tmp_path / "no-data.pt"), StudyDir(tmp_path), "auto")
+    assert stopped.value.code == 1 and "CUDA is not available" not in capsys.readouterr().err
+    assert (tmp_path / "runs").exists()

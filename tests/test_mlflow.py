@@ -21,7 +21,7 @@ from mlflow.entities import ViewType
 from conftest import BIN, REPO, TINY_STUDY, write_yaml
 from dataworth.data import prepare_dataset
 from dataworth.evaluate import evaluate_run
-from dataworth.runs import run_dir
+from dataworth.runs import StudyDir
 from dataworth.study import load_study, run_row
 from dataworth.tracking import live
 from dataworth.tracking.collect import collect_metrics
@@ -124,12 +124,12 @@ def study_spec(name: str, **sections) -> dict:
 def build(root: Path, spec: dict, data_file: Path):
     """Train and evaluate every run of the study into root/<study>, as the workflow would."""
     study = load_study(spec)
-    results = study.results_dir(root)
+    results = study.study_dir(root).path
     for run in study.runs:
-        rd = run_dir(results, run["run_id"])
+        rd = StudyDir(results).run_dir(run["run_id"])
         train_run(run, data_file, rd)
         evaluate_run(rd, data_file)
-    collect_metrics([run_dir(results, r["run_id"]).summary for r in study.runs], results / "metrics.parquet")
+    collect_metrics([StudyDir(results).run_dir(r["run_id"]).summary for r in study.runs], results / "metrics.parquet")
     return study
 
 
@@ -159,7 +159,7 @@ def artifact_names(client, mlflow_run_id: str, path: str | None = None) -> set[s
 
 def test_sync_shows_every_run_under_the_study_run_and_twice_changes_nothing(server, tmp_path, data_file):
     study = build(tmp_path, study_spec("sync-check", tracking={"log_models": True}), data_file)
-    results = study.results_dir(tmp_path)
+    results = study.study_dir(tmp_path).path
     # Stand-ins for the analysis outputs: logged on the study's run when they exist.
     pd.DataFrame({"b": [0.9]}).to_parquet(results / "fits.parquet")
     (results / "report").mkdir()
@@ -180,7 +180,7 @@ def test_sync_shows_every_run_under_the_study_run_and_twice_changes_nothing(serv
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     for run in study.runs:
         [mlrun] = children[run["run_id"]]
-        rd = run_dir(results, run["run_id"])
+        rd = StudyDir(results).run_dir(run["run_id"])
         training = read_parquet(rd.training, TRAINING).iloc[0]
         summary = read_parquet(rd.summary, SUMMARY).iloc[0]
         history = read_parquet(rd.history, HISTORY)
@@ -221,7 +221,7 @@ def test_sync_shows_every_run_under_the_study_run_and_twice_changes_nothing(serv
 def test_rerun_updates_its_mlflow_run_and_the_store_mirrors_the_grid(tmp_path, data_file, monkeypatch):
     spec = study_spec("rerun")
     study = build(tmp_path, spec, data_file)
-    results = study.results_dir(tmp_path)
+    results = study.study_dir(tmp_path).path
     assert sync_study(study, tmp_path).counts == {"created": 4}  # the study's own SQLite store
     client = MlflowClient(default_tracking_uri(results))
     assert (results / "mlflow.db").exists()
@@ -229,7 +229,7 @@ def test_rerun_updates_its_mlflow_run_and_the_store_mirrors_the_grid(tmp_path, d
 
     # Retrained by another job (same config, so the same curve on CPU): the same MLflow run, updated.
     run = study.runs[0]
-    rd = run_dir(results, run["run_id"])
+    rd = StudyDir(results).run_dir(run["run_id"])
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     train_run(run, data_file, rd)
     evaluate_run(rd, data_file)
@@ -291,9 +291,9 @@ def test_server_down_during_a_sync_then_back_loses_and_duplicates_nothing(server
     client = MlflowClient(server.uri)
     parents, children = tracked(client, "outage", ViewType.ALL)
     assert len(parents) == 1 and len(children) == 4 and all(len(v) == 1 for v in children.values())
-    results = study.results_dir(tmp_path)
+    results = study.study_dir(tmp_path).path
     for run_id, [mlrun] in children.items():
-        history = read_parquet(run_dir(results, run_id).history, HISTORY)
+        history = read_parquet(StudyDir(results).run_dir(run_id).history, HISTORY)
         for column, key in HISTORY_METRICS.items():
             assert curve(client, mlrun.info.run_id, key) == file_curve(history, column)  # each step once
         assert {"config.json", "history.parquet", "training.parquet", "summary.parquet"} <= artifact_names(
@@ -312,10 +312,10 @@ def test_live_logging_survives_a_server_killed_mid_run_and_track_completes_that_
     spec["grid"] = dict(spec["grid"], n_train=[64], augmentation=["shift"])
     study = load_study(spec)
     run = study.runs[0]
-    reference = run_dir(tmp_path / "reference", run["run_id"])
+    reference = StudyDir(tmp_path / "reference").run_dir(run["run_id"])
     train_run(run, data_file, reference)
 
-    rd = run_dir(study.results_dir(tmp_path), run["run_id"])
+    rd = StudyDir(study.study_dir(tmp_path).path).run_dir(run["run_id"])
     study_file = write_yaml(tmp_path / "live-outage.yaml", spec)
     training = subprocess.Popen(
         [str(BIN / "dataworth"), "train", "--study", str(study_file), "--run-id", run["run_id"],
@@ -354,14 +354,14 @@ def test_live_logging_survives_a_server_killed_mid_run_and_track_completes_that_
 def test_a_server_that_never_answers_does_not_slow_training(tmp_path, data_file, monkeypatch, capsys):
     run = load_study(study_spec("hung")).runs[0]
     start = time.perf_counter()
-    train_run(run, data_file, run_dir(tmp_path / "quiet", run["run_id"]))
+    train_run(run, data_file, StudyDir(tmp_path / "quiet").run_dir(run["run_id"]))
     quiet = time.perf_counter() - start
     with socket.socket() as hung:  # accepts connections (the backlog), never answers
         hung.bind(("127.0.0.1", 0))
         hung.listen(64)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{hung.getsockname()[1]}")
         start = time.perf_counter()
-        record = train_run(run, data_file, run_dir(tmp_path / "hung", run["run_id"]))
+        record = train_run(run, data_file, StudyDir(tmp_path / "hung").run_dir(run["run_id"]))
         took = time.perf_counter() - start
     assert record["status"] == "ok"
     assert took < quiet + live.CLOSE_WAIT_SECONDS + 2.0  # one bounded wait at the end, nothing per step

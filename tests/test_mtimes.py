@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 
-from dataworth.mtimes import STAGES, restore_mtimes
+from dataworth.mtimes import STAGES_IN_ORDER, restore_mtimes
 
 
 def test_existing_files_get_stage_ordered_mtimes_and_missing_ones_are_skipped(tmp_path):
@@ -16,7 +16,7 @@ def test_existing_files_get_stage_ordered_mtimes_and_missing_ones_are_skipped(tm
         os.utime(tmp_path / name, (5e9, 5e9))  # as after a pull: the wrong order, all "new"
     assert restore_mtimes(tmp_path, now=1000.0) == len(files) + 1  # + the report folder
     mtime = lambda name: os.stat(tmp_path / name).st_mtime
-    assert mtime("data/d.pt") == 1000.0 - (len(STAGES) - 1)
+    assert mtime("data/d.pt") == 1000.0 - (len(STAGES_IN_ORDER) - 1)
     assert mtime("data/d.pt") < mtime("runs/a/model.pt") == mtime("runs/b/training.parquet")
     assert mtime("runs/a/training.parquet") < mtime("runs/a/summary.parquet") < mtime("metrics.parquet")
     assert mtime("metrics.parquet") < mtime("report/report.md") == 1000.0

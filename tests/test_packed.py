@@ -11,8 +11,8 @@ from dataworth.augment import build_policy
 from dataworth.data import load_dataset, nested_subset, prepare_dataset
 from dataworth.models import build_model
 from dataworth.train import seed_streams
-from dataworth.train.loop import train_model
-from dataworth.train.packed import PackMember, pack_modules, train_packed, unpack_state
+from dataworth.train.loop import Member, train_model
+from dataworth.train.packed import pack_modules, train_packed, unpack_state
 
 CFG = {"steps": 40, "batch_size": 32, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
        "warmup_steps": 5, "label_smoothing": 0.1, "log_every": 10}
@@ -40,7 +40,7 @@ def test_packed_model_computes_each_member_exactly(name, shape):
 def member(data, n, seed, ops):
     streams = seed_streams(seed)
     subset = torch.as_tensor(nested_subset(data.y["train"].numpy(), n, seed))
-    return PackMember(
+    return Member(
         x=data.x["train"][subset], y=data.y["train"][subset], policy=build_policy(ops),
         batch_gen=torch.Generator().manual_seed(streams["batches"]),
         augment_gen=torch.Generator().manual_seed(streams["augment"]),
@@ -189,13 +189,12 @@ def test_the_train_command_trains_a_pack_together_with_each_run_in_its_own_files
 def test_a_failed_grouped_pack_drops_its_checkpoint_and_keeps_each_runs_own(tiny_study, tmp_path, monkeypatch):
     """Falling back to one-by-one training (after out of memory, say) must not cost a run the
     progress of its own checkpoint: the pack checkpoints in a file of its own."""
-    import argparse
     import time
 
     import dataworth.train.run
-    from dataworth.cli import _train_together
-    from dataworth.runs import RunDir
+    from dataworth.runs import RunDir, StudyDir
     from dataworth.study import load_study
+    from dataworth.train.jobs import train_together
 
     runs = load_study(tiny_study).runs[:2]
     first = RunDir(tmp_path / "runs" / runs[0]["run_id"])
@@ -207,8 +206,7 @@ def test_a_failed_grouped_pack_drops_its_checkpoint_and_keeps_each_runs_own(tiny
         raise RuntimeError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(dataworth.train.run, "train_runs_together", out_of_memory)
-    args = argparse.Namespace(runs=str(tmp_path / "runs"), data="unused.pt", threads=1)
-    assert _train_together(runs, args, "concurrent", time.perf_counter(), stop=None)
+    assert train_together(runs, "unused.pt", StudyDir(tmp_path), "concurrent", 1, time.perf_counter(), stop=None)
     assert first.checkpoint.read_bytes() == b"this run's own progress"
     assert not first.pack_checkpoint.exists()
 

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from dataworth.packs import Packs, RunsFailed, current_packs, for_each_run, pack_signature, plan_packs
+from dataworth.jobs import RunsFailed, for_each_run
+from dataworth.packs import Packs, current_packs, pack_signature, plan_packs
+from dataworth.runs import StudyDir
 from dataworth.study import load_study, short_hash
 
 
@@ -133,16 +135,16 @@ def test_for_each_run_goes_on_after_a_failure_and_names_it(tmp_path, capsys):
         done.append(run["run_id"])
 
     with pytest.raises(RunsFailed, match=r"train failed for 1 of 3 runs: b \(each run's logs/train.log"):
-        for_each_run(runs(("a", "m"), ("b", "m"), ("c", "m")), tmp_path, "train", work)
+        for_each_run(runs(("a", "m"), ("b", "m"), ("c", "m")), StudyDir(tmp_path), "train", work)
     assert done == ["a", "c"]
-    assert (tmp_path / "b" / "logs" / "train.log").read_text().count("disk full") >= 1
-    assert (tmp_path / "a" / "logs" / "train.log").read_text() == "working on a\n"  # only its own lines
+    assert (tmp_path / "runs" / "b" / "logs" / "train.log").read_text().count("disk full") >= 1
+    assert (tmp_path / "runs" / "a" / "logs" / "train.log").read_text() == "working on a\n"  # only its own lines
     job_log = capsys.readouterr()
     assert "[1/3] working on a" in job_log.out and "[3/3] working on c" in job_log.out
 
 
 def test_for_each_run_skips_done_runs(tmp_path, capsys):
     seen = []
-    for_each_run(runs(("a", "m"), ("b", "m")), tmp_path, "train", lambda run, out: seen.append(run["run_id"]),
+    for_each_run(runs(("a", "m"), ("b", "m")), StudyDir(tmp_path), "train", lambda run, out: seen.append(run["run_id"]),
                  done=lambda out: out.path.name == "a")
     assert seen == ["b"] and "[1/2] run a: already done, skipped" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 
 from dataworth.cluster.resources import slurm_settings, snakemake_resources, submitit_parameters
 from dataworth.cluster.submit import select_runs
-from dataworth.runs import run_dir
+from dataworth.runs import StudyDir
 from dataworth.study import StudyError, load_study
 
 
@@ -72,8 +72,8 @@ def test_select_runs_by_the_state_of_their_directory(tiny_study, tmp_path):
     study = load_study(tiny_study)
     ids = [r["run_id"] for r in study.runs]
     results = tmp_path / "results"
-    run_dir(results / study.name, ids[1]).path.mkdir(parents=True)  # started, never trained
-    trained = run_dir(results / study.name, ids[2])
+    StudyDir(results / study.name).run_dir(ids[1]).path.mkdir(parents=True)  # started, never trained
+    trained = StudyDir(results / study.name).run_dir(ids[2])
     trained.path.mkdir(parents=True)
     for path in (trained.model, trained.history, trained.training):  # trained: all three written
         path.write_bytes(b"")

@@ -111,9 +111,10 @@ def test_shipped_ssl_study_is_cpu_sized_and_has_every_method():
 def test_every_run_gets_rankme_and_self_supervised_runs_the_probes(tiny_study):
     tiny_study["grid"]["method"] = ["supervised", "vicreg"]
     study = load_study(tiny_study)
-    evaluations = {r["method"]: study.evaluations(r) for r in study.runs}
-    assert evaluations == {"supervised": ["rankme"], "vicreg": ["probe", "knn", "rankme"]}
+    stages = {r["method"]: study.stages(r) for r in study.runs}
+    assert stages == {"supervised": ["train", "evaluate", "rankme"],
+                      "vicreg": ["train", "evaluate", "probe", "knn", "rankme"]}
     tiny_study["eval"]["probe_supervised"] = True  # a representation baseline; no run id changes
     probed = load_study(tiny_study)
-    assert all(probed.evaluations(r) == ["probe", "knn", "rankme"] for r in probed.runs)
+    assert all(probed.stages(r) == ["train", "evaluate", "probe", "knn", "rankme"] for r in probed.runs)
     assert [r["run_id"] for r in probed.runs] == [r["run_id"] for r in study.runs]

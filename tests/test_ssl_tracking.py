@@ -8,7 +8,7 @@ from conftest import TINY_STUDY
 from dataworth.data import prepare_dataset
 from dataworth.evaluate import evaluate_run
 from dataworth.evaluate.representation import knn_run, probe_run, rankme_run
-from dataworth.runs import run_dir
+from dataworth.runs import StudyDir
 from dataworth.study import load_study
 from dataworth.tracking.mlflow_fields import default_tracking_uri, run_params
 from dataworth.tracking.mlflow_sync import sync_study
@@ -30,8 +30,8 @@ def test_sync_logs_ssl_params_and_every_evaluation(tmp_path, monkeypatch):
 
     data = tmp_path / "data.pt"
     prepare_dataset(spec["dataset"], data)
-    results = study.results_dir(tmp_path)
-    rd = run_dir(results, run["run_id"])
+    results = study.study_dir(tmp_path).path
+    rd = StudyDir(results).run_dir(run["run_id"])
     train_run(run, data, rd)
     evaluate_run(rd, data)
     rows = {**probe_run(rd, data), **knn_run(rd, data), **rankme_run(rd, data)}

@@ -13,7 +13,7 @@ from dataworth.evaluate import evaluate_run
 from dataworth.evaluate.features import load_network
 from dataworth.evaluate.representation import knn_run, probe_run, rankme_run
 from dataworth.models.ssl import SSLNetwork
-from dataworth.runs import RunDir, run_dir
+from dataworth.runs import RunDir, StudyDir
 from dataworth.study import load_study
 from dataworth.tracking.collect import collect_metrics, collect_study
 from dataworth.tracking.schemas import HISTORY, KNN, METRICS, PROBE, RANKME, read_parquet
@@ -65,7 +65,7 @@ def test_ssl_run_writes_an_encoder_and_projector_and_every_evaluation(tmp_path, 
     assert 0 <= knn["knn_test_accuracy"] <= 1
     assert 1 <= rank["rankme_encoder"] <= 16 and 1 <= rank["rankme_projector"] <= 16  # encoder: 2 x width 8
     assert rank["rankme_samples"] == 128  # the whole pool
-    for path, schema in ((out.probe, PROBE), (out.knn, KNN), (out.rankme, RANKME)):
+    for path, schema in ((out.output("probe"), PROBE), (out.output("knn"), KNN), (out.output("rankme"), RANKME)):
         assert read_parquet(path, schema)["run_id"].tolist() == [run["run_id"]]
 
 
@@ -84,9 +84,9 @@ def test_supervised_runs_get_an_encoder_rankme_and_can_be_probed(tmp_path, tiny_
 def test_collect_joins_the_evaluations_the_study_asks_for(tmp_path, ssl_study, prepared):
     ssl_study["grid"]["method"] = ["supervised", "simclr"]
     study = load_study(ssl_study)
-    results = study.results_dir(tmp_path)
+    results = study.study_dir(tmp_path).path
     for run in study.runs:
-        rd = run_dir(results, run["run_id"])
+        rd = StudyDir(results).run_dir(run["run_id"])
         train_run(run, prepared, rd)
         evaluate_run(rd, prepared)
         for evaluate in (probe_run, knn_run, rankme_run):  # the supervised run's probe is not asked for

@@ -147,7 +147,9 @@ def test_exclude_rules_match_all_keys_and_lists(tiny_study):
 def test_run_table_has_the_schema_columns(tiny_study):
     from dataworth.tracking.schemas import RUN_TABLE
 
-    table = load_study(tiny_study).run_table()
+    from dataworth.tracking.collect import run_table
+
+    table = run_table(load_study(tiny_study))
     assert list(table.columns) == RUN_TABLE.names
     assert len(table) == 4
     assert set(table["augmentation"]) == {"none", "shift"}

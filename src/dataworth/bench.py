@@ -33,8 +33,8 @@ from dataworth.augment import build_policy
 from dataworth.data import load_dataset, nested_subset, prepare_dataset
 from dataworth.models import build_model
 from dataworth.tracking.schemas import BENCH, write_parquet
-from dataworth.train.loop import BatchStream, make_optimizer, train_model
-from dataworth.train.packed import PackMember, train_packed
+from dataworth.train.loop import BatchStream, Member, make_optimizer, train_model
+from dataworth.train.packed import train_packed
 
 RECIPE = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "warmup_steps": 0,
           "label_smoothing": 0.0, "batch_size": 128}
@@ -260,11 +260,11 @@ def bench_image_augment(device: torch.device, batch: int = 128, repeats: int = 1
 # --- 3. packed runs against the same runs one by one ------------------------------------------------
 
 
-def _members(data, k: int, device) -> list[PackMember]:
+def _members(data, k: int, device) -> list[Member]:
     members = []
     for i in range(k):
         subset = torch.as_tensor(nested_subset(data.y["train"].cpu().numpy(), 500, i), device=device)
-        members.append(PackMember(
+        members.append(Member(
             x=data.x["train"].to(device)[subset], y=data.y["train"].to(device)[subset],
             policy=build_policy(SIGNAL_POLICY),
             batch_gen=torch.Generator(device=device).manual_seed(i),
@@ -324,10 +324,10 @@ def _run_study(repo: Path, spec: dict, cores: int) -> tuple[float, pd.DataFrame,
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f"the study failed under Snakemake:\n{proc.stderr[-3000:]}")
-        results = load_study(spec).results_dir(root / "results")
-        metrics = read_parquet(results / "metrics.parquet", METRICS)
-        startup = [read_parquet(p, TRAINING)["startup_seconds"].iloc[0] for p in results.glob("runs/*/training.parquet")]
-        packs = len(json.loads((results / "packs.json").read_text())["packs"])
+        study_dir = load_study(spec).study_dir(root / "results")
+        metrics = read_parquet(study_dir.metrics, METRICS)
+        startup = [read_parquet(p, TRAINING)["startup_seconds"].iloc[0] for p in study_dir.runs.glob("*/training.parquet")]
+        packs = len(json.loads(study_dir.packs_json.read_text())["packs"])
     return wall, metrics, startup, packs
 
 

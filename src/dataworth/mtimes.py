@@ -14,33 +14,38 @@ import os
 import time
 from pathlib import Path
 
-from dataworth.runs import STAGE_FILES
+from dataworth.runs import EVALUATIONS, STAGES
 
-# Stage by stage, in the order the workflow produces them (keep in step with workflow/rules).
-# A job's logs and benchmark file go with its outputs: Snakemake counts the benchmark file as an
-# output when it decides whether a job's inputs are newer.
-EVALUATIONS = tuple(STAGE_FILES)  # evaluate, probe, knn, rankme
-STAGES: tuple[tuple[str, ...], ...] = (
+
+def _stage_files(stages) -> tuple[str, ...]:
+    """What a stage's jobs leave, as patterns under the study dir: each run's files and log, and each
+    pack's marker and job logs. A job's benchmark file goes with its outputs: Snakemake counts it
+    as an output when it decides whether a job's inputs are newer."""
+    return tuple(pattern for stage in stages for pattern in (
+        *(f"runs/*/{name}" for name in stage.files), f"runs/*/logs/{stage.name}.log",
+        f"packs/*/{stage.name}.done", f"packs/*/logs/{stage.name}.*"))
+
+
+# Stage by stage, in the order the workflow produces them (the stage registry, between the rules
+# that are not per-run stages: prepare_data first, collect and report last).
+STAGES_IN_ORDER: tuple[tuple[str, ...], ...] = (
     ("data/*.pt", "logs/prepare_data.*"),  # prepare_data
-    ("runs/*/config.json", "runs/*/history.parquet", "runs/*/model.pt", "runs/*/training.parquet",
-     "runs/*/logs/train.log", "packs/*/train.done", "packs/*/logs/train.*"),  # train
-    ("runs/*/summary.parquet", "runs/*/probe.parquet", "runs/*/knn.parquet", "runs/*/rankme.parquet",
-     *(f"runs/*/logs/{name}.log" for name in EVALUATIONS), *(f"packs/*/{name}.done" for name in EVALUATIONS),
-     *(f"packs/*/logs/{name}.*" for name in EVALUATIONS)),  # evaluations
+    ("runs/*/config.json", *_stage_files([STAGES["train"]])),  # train
+    _stage_files(EVALUATIONS.values()),  # evaluations
     ("metrics.parquet", "logs/collect.*"),  # collect
     ("fits.parquet", "exchange_rates.parquet", "report", "report/**/*", "logs/report.*"),  # report
 )
 
 
-def restore_mtimes(results_dir: str | Path, now: float | None = None) -> int:
-    """Set the mtimes under `results_dir` in stage order; returns how many paths were set."""
-    results_dir = Path(results_dir)
+def restore_mtimes(study_dir: str | Path, now: float | None = None) -> int:
+    """Set the mtimes under `study_dir` (results/<study>) in stage order; returns how many paths were set."""
+    study_dir = Path(study_dir)
     newest = time.time() if now is None else now
     count = 0
-    for rank, patterns in enumerate(STAGES):
-        stamp = newest - (len(STAGES) - 1 - rank)  # the last stage gets `newest`, earlier ones 1 s apart
+    for rank, patterns in enumerate(STAGES_IN_ORDER):
+        stamp = newest - (len(STAGES_IN_ORDER) - 1 - rank)  # the last stage gets `newest`, earlier ones 1 s apart
         for pattern in patterns:
-            for path in results_dir.glob(pattern):
+            for path in study_dir.glob(pattern):
                 os.utime(path, (stamp, stamp), follow_symlinks=False)
                 count += 1
     return count

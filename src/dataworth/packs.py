@@ -21,16 +21,13 @@ A pack id is a hash of its run ids, so the same runs always make the same pack.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-import traceback
 from pathlib import Path
 from typing import Callable, Iterator
 
+from dataworth.runs import StudyDir
 from dataworth.study import canonical_json, short_hash
 
-REGISTRY_NAME = "packs.json"
 # Run keys that may differ inside a pack: a pack shares everything else (model, recipe, method).
 PER_RUN_KEYS = ("run_id", "n_train", "augmentation", "seed")
 
@@ -84,10 +81,10 @@ def current_packs(registry: dict, runs: list[dict]) -> dict[str, list[str]]:
 class Packs:
     """A study's packs under `results/<study>/`: read at parse time, written when the workflow starts."""
 
-    def __init__(self, study, results_dir: str | Path):
+    def __init__(self, study, study_dir: StudyDir | str | Path):
         self.study = study
-        self.results_dir = Path(results_dir)
-        self.registry_path = self.results_dir / REGISTRY_NAME
+        self.study_dir = study_dir if isinstance(study_dir, StudyDir) else StudyDir(Path(study_dir))
+        self.registry_path = self.study_dir.packs_json
         self.registry = plan_packs(study.runs, study.spec.resources.runs_per_job, self._read(), self._started)
         self.members = current_packs(self.registry, study.runs)
         self.pack_of = {run_id: pack_id for pack_id, run_ids in self.members.items() for run_id in run_ids}
@@ -102,17 +99,17 @@ class Packs:
                              "(finished runs are kept; their evaluations run again)") from None
 
     def _started(self, pack_id: str, run_ids: list[str]) -> bool:
-        return (self.results_dir / "packs" / pack_id).exists() or any(
-            (self.results_dir / "runs" / run_id).exists() for run_id in run_ids
+        return self.study_dir.pack_dir(pack_id).exists() or any(
+            self.study_dir.run_dir(run_id).path.exists() for run_id in run_ids
         )
 
     def stages(self, pack_id: str) -> list[str]:
-        """The workflow's jobs for a pack: train, evaluate and the evaluations its runs' method asks for."""
-        return ["train", "evaluate", *self.study.evaluations(self.study.run(self.members[pack_id][0]))]
+        """The workflow's jobs for a pack: its runs' stages (they share their method, so their stages)."""
+        return self.study.stages(self.study.run(self.members[pack_id][0]))
 
     def marker(self, pack_id: str, stage: str) -> Path:
         """The done-marker of a pack's `stage` job: the job's only Snakemake output."""
-        return self.results_dir / "packs" / pack_id / f"{stage}.done"
+        return self.study_dir.marker(pack_id, stage)
 
     def markers(self, evaluations_only: bool = False) -> list[str]:
         """Every pack's done-markers (of its evaluations only, if asked), as the workflow names them."""
@@ -121,10 +118,7 @@ class Packs:
 
     def _missing(self, pack_id: str, stage: str) -> list[str]:
         """The pack's runs without their file of `stage`."""
-        from dataworth.runs import RunDir
-
-        runs = self.results_dir / "runs"
-        return [run_id for run_id in self.members[pack_id] if not RunDir(runs / run_id).done(stage)]
+        return [run_id for run_id in self.members[pack_id] if not self.study_dir.run_dir(run_id).done(stage)]
 
     def marker_text(self, stage: str) -> str:
         """What a stage's done-marker holds: the eval settings an evaluation ran with (empty for train).
@@ -179,70 +173,3 @@ class Packs:
             return False
         write_text_atomic(self.registry_path, text)
         return True
-
-
-# ---------------------------------------------------------------------------------------------
-# A pack's job: the same work for each of its runs, each run with its own log.
-
-
-class _Tee:
-    """A stream that writes to several streams (the job's log and the run's own log)."""
-
-    def __init__(self, *streams):
-        self.streams = streams
-
-    def write(self, text: str) -> int:
-        for stream in self.streams:
-            stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        for stream in self.streams:
-            stream.flush()
-
-    def __getattr__(self, name: str):  # isatty, fileno, encoding, ...: those of the job's stream
-        return getattr(self.streams[0], name)
-
-
-@contextlib.contextmanager
-def run_log(path: Path):
-    """Everything printed inside also goes to the run's own log file at `path` (overwritten)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as log, contextlib.redirect_stdout(_Tee(sys.stdout, log)), \
-            contextlib.redirect_stderr(_Tee(sys.stderr, log)):
-        yield
-
-
-class RunsFailed(Exception):
-    """Some runs of a pack failed (each already reported in its log); the others finished."""
-
-
-def for_each_run(runs: list[dict], runs_dir: str | Path, task: str, work: Callable[[dict, object], None],
-                 done: Callable[[object], bool] = lambda out: False) -> None:
-    """Call `work(run, run_dir)` for each run, logging to `<run dir>/logs/<task>.log` too.
-
-    A run for which `done(run_dir)` holds is skipped. A failing run is reported and the others
-    go on; `RunsFailed` at the end names the failed ones. BaseExceptions (a stop request, Ctrl-C)
-    end the job at once.
-    """
-    from dataworth.runs import RunDir
-
-    failed = []
-    for i, run in enumerate(runs, 1):
-        out = RunDir(Path(runs_dir) / run["run_id"])
-        prefix = f"[{i}/{len(runs)}]" if len(runs) > 1 else ""
-        if done(out):
-            print(f"{prefix} run {run['run_id']}: already done, skipped".lstrip(), flush=True)
-            continue
-        if prefix:
-            print(prefix, end=" ", flush=True)
-        with run_log(out.path / "logs" / f"{task}.log"):
-            try:
-                work(run, out)
-            except Exception:
-                traceback.print_exc()
-                print(f"run {run['run_id']}: {task} failed (traceback above)", file=sys.stderr, flush=True)
-                failed.append(run["run_id"])
-    if failed:
-        raise RunsFailed(f"{task} failed for {len(failed)} of {len(runs)} runs: {', '.join(failed)} "
-                         f"(each run's logs/{task}.log has its traceback); the others finished")

@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from dataworth.augment.ops import OP_SPECS, OpSpec
 from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
+from dataworth.methods import METHODS
 from dataworth.models import MODEL_MODALITIES
+from dataworth.runs import STAGES, StudyDir
 
 RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
@@ -34,8 +36,7 @@ EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
 # Train settings a self-supervised run does not use (it has no labels): left out of its id.
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
 
-SUPERVISED = "supervised"
-Method = Literal["supervised", "simclr", "vicreg", "byol"]
+Method = Literal[tuple(METHODS)]
 
 
 class StudyError(ValueError):
@@ -64,19 +65,21 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    name: Literal["mlp", "cnn1d", "cnn2d", "resnet18"]
+    name: Literal["mlp", "cnn1d", "cnn2d", "resnet18"] = Field(
+        description="architecture: mlp (any data), cnn1d (1D signals), cnn2d or resnet18 (CIFAR variant; images)"
+    )
     width: int = Field(gt=0, description="hidden units (mlp) or base channels (cnn1d, cnn2d, resnet18)")
 
 
 class TrainSpec(_Strict):
     steps: int = Field(gt=0, description="optimizer steps, whatever the training-set size")
-    batch_size: int = Field(default=128, gt=0)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = Field(default=0.05, gt=0)
+    batch_size: int = Field(default=128, gt=0, description="training batch size")
+    optimizer: Literal["sgd", "adamw"] = Field(default="sgd", description="sgd (Nesterov momentum) or adamw")
+    lr: float = Field(default=0.05, gt=0, description="peak learning rate")
     momentum: float = Field(default=0.9, ge=0, lt=1, description="Nesterov momentum (sgd only)")
-    weight_decay: float = Field(default=5e-4, ge=0)
+    weight_decay: float = Field(default=5e-4, ge=0, description="applied to all parameters")
     warmup_steps: int = Field(default=0, ge=0, description="linear warm-up, then cosine decay to zero")
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1, description="label smoothing of the supervised loss")
     log_every: int = Field(default=50, gt=0, description="history row (and divergence check) every N steps")
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
     checkpoint_every_seconds: float = Field(
@@ -116,9 +119,9 @@ class ProbeSpec(_Strict):
     """The linear probe: a linear classifier trained on frozen, standardised encoder features."""
 
     steps: int = Field(default=500, gt=0, description="AdamW steps of the probe")
-    batch_size: int = Field(default=256, gt=0)
+    batch_size: int = Field(default=256, gt=0, description="probe training batch size")
     lr: float = Field(default=0.01, gt=0, description="peak learning rate (cosine decay to zero)")
-    weight_decay: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay of the probe")
 
 
 class KnnSpec(_Strict):
@@ -132,7 +135,7 @@ class RankmeSpec(_Strict):
 
 
 class EvalSpec(_Strict):
-    batch_size: int = Field(default=1024, gt=0)
+    batch_size: int = Field(default=1024, gt=0, description="batch size of every evaluation's forward passes")
     labeled: FullOrSize = Field(
         default="full", description="labeled set of the probe and the k-NN bank: full pool, or a nested subset of n"
     )
@@ -142,16 +145,6 @@ class EvalSpec(_Strict):
     probe: ProbeSpec = ProbeSpec()
     knn: KnnSpec = KnnSpec()
     rankme: RankmeSpec = RankmeSpec()
-
-
-# The settings each evaluation rule reads: its Snakemake params, so that changing one reruns
-# just that evaluation (evaluate's are what the whole section was before the others existed).
-EVAL_SETTINGS = {
-    "evaluate": ("batch_size",),
-    "probe": ("batch_size", "labeled", "probe"),
-    "knn": ("batch_size", "labeled", "knn"),
-    "rankme": ("batch_size", "rankme"),
-}
 
 
 class ProjectorSpec(_Strict):
@@ -216,9 +209,9 @@ class SlurmSpec(_Strict):
         description="SLURM sends SIGTERM this long before the time limit: training checkpoints and requeues "
         "its job (same job id); 0 = no warning",
     )
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
+    partition: str | None = Field(default=None, description="SLURM partition (null: the site's default)")
+    account: str | None = Field(default=None, description="SLURM account (null: the user's default)")
+    qos: str | None = Field(default=None, description="SLURM quality of service (null: the default)")
     extra: str = Field(default="", description="further sbatch flags, e.g. '--constraint=a100'")
 
     @field_validator("extra")
@@ -261,10 +254,14 @@ class GridSpec(_Strict):
     method: list[Method] = Field(
         default=["supervised"], min_length=1, description="supervised, or self-supervised pretraining + probes"
     )
-    n_train: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
-    augmentation: list[str] = Field(min_length=1)
-    model: list[ModelSpec] = Field(min_length=1)
-    seed: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    n_train: list[Annotated[int, Field(gt=0)]] = Field(
+        min_length=1, description="training-set sizes: real (for SSL methods unlabeled) samples, each <= the pool"
+    )
+    augmentation: list[str] = Field(min_length=1, description="policies to train with (names under augmentations)")
+    model: list[ModelSpec] = Field(min_length=1, description="architectures and widths")
+    seed: list[Annotated[int, Field(ge=0)]] = Field(
+        min_length=1, description="seeds; a seed fixes subset, init, batch order and augmentation draws"
+    )
     exclude: list[dict[Literal["method", "n_train", "augmentation", "model", "width", "seed"], AxisValue]] = Field(
         default_factory=list,
         description="a run is left out when it matches every key of one rule (a list matches any of its values)",
@@ -277,7 +274,7 @@ OpUnion = Annotated[Union[tuple(OP_SPECS.values())], Field(discriminator="op")]
 
 class StudySpec(_Strict):
     study: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="name; outputs go to results/<study>/")
-    dataset: DatasetUnion
+    dataset: DatasetUnion = Field(description="the dataset: its name and settings")
     augmentations: dict[str, list[OpUnion]] = Field(description="named policies: a list of ops each; [] is no augmentation")
     grid: GridSpec
     train: TrainSpec
@@ -393,8 +390,9 @@ class Study:
     def name(self) -> str:
         return self.spec.study
 
-    def results_dir(self, root: str | Path = "results") -> Path:
-        return Path(root) / self.name
+    def study_dir(self, results_root: str | Path = "results") -> StudyDir:
+        """Where this study's results live: `<results_root>/<study>/`."""
+        return StudyDir.of(self.name, results_root)
 
     def dataset_config(self) -> dict:
         return self.spec.dataset.model_dump()
@@ -409,18 +407,17 @@ class Study:
         except KeyError:
             raise KeyError(f"run {run_id!r} is not in study {self.name!r} ({len(self.runs)} runs)") from None
 
-    def evaluations(self, run: dict) -> list[str]:
-        """The representation evaluations of a run (rules and files of the same name): RankMe for
-        every run; the linear probe and k-NN for self-supervised runs, and for supervised runs too
-        with eval.probe_supervised (their own head is evaluated by `evaluate`)."""
-        if run["method"] == SUPERVISED and not self.spec.eval.probe_supervised:
-            return ["rankme"]
-        return ["probe", "knn", "rankme"]
-
-    def eval_params(self, rule: str) -> str:
-        """The eval settings an evaluation rule reads, as its Snakemake params (JSON)."""
+    def stages(self, run: dict) -> list[str]:
+        """The workflow stages a run goes through (runs.STAGES: train, evaluate, and the evaluations
+        of its representation the eval settings ask for), in workflow order."""
         settings = self.spec.eval.model_dump()
-        return json.dumps({key: settings[key] for key in EVAL_SETTINGS[rule]})
+        return [name for name, stage in STAGES.items() if stage.applies_to(run, settings)]
+
+    def eval_params(self, stage: str) -> str:
+        """The eval settings a stage reads (runs.STAGES), as JSON: its rule's Snakemake params, so
+        that changing one reruns just that evaluation, and the text of its pack markers."""
+        settings = self.spec.eval.model_dump()
+        return json.dumps({key: settings[key] for key in STAGES[stage].eval_settings})
 
     def write_json(self, path: str | Path) -> bool:
         """Write the validated study as JSON, atomically and only if it changed; True if written."""
@@ -432,14 +429,6 @@ class Study:
             return False
         write_text_atomic(path, text)
         return True
-
-    def run_table(self):
-        import pandas as pd
-
-        from dataworth.tracking.schemas import RUN_TABLE, conform
-
-        rows = [run_row(r) for r in self.runs]
-        return conform(pd.DataFrame(rows), RUN_TABLE)
 
 
 RECIPE_FIELDS = ("steps", "batch_size", "optimizer", "lr", "weight_decay", "label_smoothing")
@@ -489,12 +478,14 @@ def _expand(spec: StudySpec) -> list[dict]:
             "seed": seed,
             "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
         }
-        if method != SUPERVISED:
+        method_spec = METHODS[method]
+        if method_spec.settings is not None:
             # Only self-supervised runs get these keys: supervised ids stay what they always were.
             identity["ssl"] = {
                 "projector": spec.ssl.projector.model_dump(),
-                method: getattr(spec.ssl, method).model_dump(),
+                method_spec.settings: getattr(spec.ssl, method_spec.settings).model_dump(),
             }
+        if not method_spec.uses_labels:
             for key in SUPERVISED_ONLY_TRAIN_FIELDS:
                 del identity["train"][key]
         # Evaluation settings are not part of the id: changing them re-evaluates, never retrains.
@@ -599,25 +590,3 @@ def load_study(source: str | Path | dict, name: str | None = None) -> Study:
     except ValidationError as exc:
         raise StudyError([_format_error(e) for e in exc.errors()], label) from None
     return Study(spec, label)
-
-
-def load_study_or_exit(source: str | Path) -> Study:
-    """For commands: the validated study, or its problems on stderr and exit status 2 (no traceback)."""
-    import sys
-
-    try:
-        return load_study(source)
-    except StudyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def run_or_exit(study: Study, run_id: str) -> dict:
-    """For commands: the run's resolved config, or a one-line error and exit status 2."""
-    import sys
-
-    try:
-        return study.run(run_id)
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}; `dataworth plan` lists the run ids", file=sys.stderr)
-        raise SystemExit(2) from None

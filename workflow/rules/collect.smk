@@ -7,14 +7,14 @@ rule collect:
         # Every pack's evaluation markers: the runs of a pack share their method, so their evaluations.
         PACKS.markers(evaluations_only=True),
     output:
-        f"{RESULTS}/metrics.parquet",
+        str(STUDY_DIR.metrics),
     params:
         study=STUDY_JSON,
         eval=json.dumps(STUDY.spec.eval.model_dump()),
         # Which runs the table holds: a run leaving the grid rewrites it, though no pack job reruns.
         runs=short_hash(sorted(run["run_id"] for run in STUDY.runs)),
     log:
-        f"{RESULTS}/logs/collect.log",
+        str(STUDY_DIR.logs / "collect.log"),
     localrule: True
     shell:
         # The study, not {input}, names the files: thousands of paths would overflow the command line.

@@ -6,7 +6,7 @@ rule prepare_data:
     params:
         config=json.dumps(STUDY.dataset_config()),
     log:
-        f"{RESULTS}/logs/prepare_data.log",
+        str(STUDY_DIR.logs / "prepare_data.log"),
     localrule: True  # seconds of work: not worth a cluster job
     shell:
         "dataworth prepare --config {params.config:q} --out {output} > {log} 2>&1"

@@ -3,15 +3,15 @@
 # `snakemake report` builds it; it is also part of `all`.
 rule report:
     input:
-        f"{RESULTS}/metrics.parquet",
+        str(STUDY_DIR.metrics),
     output:
-        fits=f"{RESULTS}/fits.parquet",
-        exchange_rates=f"{RESULTS}/exchange_rates.parquet",
-        report=directory(f"{RESULTS}/report"),
+        fits=str(STUDY_DIR.fits),
+        exchange_rates=str(STUDY_DIR.exchange_rates),
+        report=directory(str(STUDY_DIR.report)),
     params:
         out_dir=RESULTS,
     log:
-        f"{RESULTS}/logs/report.log",
+        str(STUDY_DIR.logs / "report.log"),
     localrule: True
     shell:
         "dataworth report --metrics {input} --out-dir {params.out_dir} > {log} 2>&1"

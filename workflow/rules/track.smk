@@ -2,7 +2,7 @@
 # everything `all` builds. `snakemake track` runs it (and first whatever it still needs).
 # It is not part of `all`: MLflow is a view of the results, not a result, so the default target
 # stays offline and never fails at its last step because a tracking server is down.
-TRACK_RECORD = f"{RESULTS}/mlflow-sync.json"
+TRACK_RECORD = str(STUDY_DIR.mlflow_record)
 
 
 rule track:
@@ -15,7 +15,7 @@ rule track:
     params:
         study=STUDY_JSON,
     log:
-        f"{RESULTS}/logs/track.log",
+        str(STUDY_DIR.logs / "track.log"),
     localrule: True
     shell:
         "dataworth track {params.study} --record {output} > {log} 2>&1"

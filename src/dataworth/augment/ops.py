@@ -81,7 +81,7 @@ class Shift(OpSpec):
     """Translate each signal by a random whole number of samples in [-max_shift, max_shift]."""
 
     op: Literal["shift"]
-    max_shift: int = Field(gt=0)
+    max_shift: int = Field(gt=0, description="largest shift, in samples")
     modalities: ClassVar[tuple[str, ...]] = (SIGNAL,)
 
     def transform(self, x, gen):
@@ -97,8 +97,8 @@ class Scale(OpSpec):
     """Multiply each sample by a random amplitude in [min, max]."""
 
     op: Literal["scale"]
-    min: float = Field(default=0.8, gt=0)
-    max: float = Field(default=1.2, gt=0)
+    min: float = Field(default=0.8, gt=0, description="smallest amplitude")
+    max: float = Field(default=1.2, gt=0, description="largest amplitude")
     modalities: ClassVar[tuple[str, ...]] = (SIGNAL, IMAGE)
 
     @model_validator(mode="after")
@@ -116,7 +116,7 @@ class Noise(OpSpec):
     """Add i.i.d. Gaussian noise of standard deviation `std`."""
 
     op: Literal["noise"]
-    std: float = Field(gt=0)
+    std: float = Field(gt=0, description="standard deviation of the noise (data are standardised)")
     modalities: ClassVar[tuple[str, ...]] = (SIGNAL, IMAGE)
 
     def transform(self, x, gen):
@@ -129,8 +129,8 @@ class CorrelatedNoise(OpSpec):
     """Add Gaussian noise smoothed along time (Gaussian kernel of `length_scale` samples), std `std`."""
 
     op: Literal["correlated_noise"]
-    std: float = Field(gt=0)
-    length_scale: float = Field(default=2.0, gt=0)
+    std: float = Field(gt=0, description="standard deviation of the smoothed noise")
+    length_scale: float = Field(default=2.0, gt=0, description="std of the Gaussian smoothing kernel, in samples")
     modalities: ClassVar[tuple[str, ...]] = (SIGNAL,)
 
     def transform(self, x, gen):
@@ -151,7 +151,7 @@ class Flip(OpSpec):
     """Mirror images left-right (with probability p, 0.5 by default)."""
 
     op: Literal["flip"]
-    p: float = Field(default=0.5, ge=0, le=1)
+    p: float = Field(default=0.5, ge=0, le=1, description="probability that a sample is mirrored")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
 
     def transform(self, x, gen):
@@ -163,8 +163,9 @@ class Crop(OpSpec):
     edge, reflect or symmetric, as torchvision) and crop back at a random offset."""
 
     op: Literal["crop"]
-    padding: int = Field(gt=0)
-    padding_mode: Literal["constant", "edge", "reflect", "symmetric"] = "constant"
+    padding: int = Field(gt=0, description="pixels of padding on each side")
+    padding_mode: Literal["constant", "edge", "reflect", "symmetric"] = Field(
+        default="constant", description="constant (zero fill), edge, reflect or symmetric, as torchvision pads")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
     omitted_at_default: ClassVar[tuple[str, ...]] = ("padding_mode",)
 
@@ -188,7 +189,7 @@ class Cutout(OpSpec):
     """Zero a `size` x `size` square at a random centre (it may reach past the border)."""
 
     op: Literal["cutout"]
-    size: int = Field(gt=0)
+    size: int = Field(gt=0, description="side of the square, in pixels")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
 
     def transform(self, x, gen):

@@ -14,36 +14,30 @@ from pathlib import Path
 
 import submitit
 
-from dataworth.cluster.submit import EVALUATION_FILES
-
 
 class RunJob(submitit.helpers.Checkpointable):
     """One run's cluster job; pickled by submitit, so it holds only the run and where its files are."""
 
-    def __init__(self, run: dict, eval_cfg: dict, data: str, run_dir: str, study_json: str):
-        self.run, self.eval_cfg, self.data, self.run_dir = run, eval_cfg, data, run_dir
+    def __init__(self, run: dict, stages: list[str], eval_cfg: dict, data: str, run_dir: str, study_json: str):
+        self.run, self.stages, self.eval_cfg, self.data, self.run_dir = run, stages, eval_cfg, data, run_dir
         self.study_json = study_json
 
     def __call__(self) -> dict:
-        from dataworth.evaluate import evaluate_run
-        from dataworth.evaluate.representation import knn_run, probe_run, rankme_run
-        from dataworth.runs import RunDir
+        from dataworth.runs import STAGES, RunDir
         from dataworth.tracking.schemas import SUMMARY, read_parquet
 
-        out = RunDir(Path(self.run_dir))
+        run_dir = RunDir(Path(self.run_dir))
         # The CPUs SLURM gave the job, as the Snakemake rules do; 1 elsewhere.
         threads = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
-        if not out.trained:
-            self._train(out, threads)
-        # What the per-run rules after `train` do, each skipped when its file exists (a requeued
-        # job goes on where it stopped).
-        evaluations = {"summary": evaluate_run, "probe": probe_run, "knn": knn_run, "rankme": rankme_run}
-        assert set(evaluations) == set(EVALUATION_FILES), "RunJob and EVALUATION_FILES disagree"
-        for name, evaluate in evaluations.items():
-            if not getattr(out, name).exists():
-                evaluate(out, self.data, self.eval_cfg, threads=threads)
+        if not run_dir.trained:
+            self._train(run_dir, threads)
+        # What the workflow's evaluation stages do for this run (runs.STAGES), each skipped when
+        # its file exists (a requeued job goes on where it stopped).
+        for name in self.stages:
+            if STAGES[name].evaluation and not run_dir.done(name):
+                STAGES[name].compute(run_dir, self.data, self.eval_cfg, threads=threads)
         self._mark_pack_finished()
-        row = read_parquet(out.summary, SUMMARY).iloc[0]
+        row = read_parquet(run_dir.summary, SUMMARY).iloc[0]
         return {key: row[key] for key in ("run_id", "status", "test_accuracy", "ood_accuracy")}
 
     def _mark_pack_finished(self) -> None:
@@ -58,7 +52,7 @@ class RunJob(submitit.helpers.Checkpointable):
         if marked:
             print(f"pack {pack_id}: every run finished {', '.join(marked)}: marked done", flush=True)
 
-    def _train(self, out, threads: int) -> None:
+    def _train(self, run_dir, threads: int) -> None:
         from dataworth.train import train_run
         from dataworth.train.checkpoint import Preempted
 
@@ -81,7 +75,7 @@ class RunJob(submitit.helpers.Checkpointable):
 
         signal.signal(preempt_signal, stop_training)
         try:
-            train_run(self.run, self.data, out, threads=threads)
+            train_run(self.run, self.data, run_dir, threads=threads)
         except Preempted as stop:
             print(stop, flush=True)
             if received and callable(submitit_handler):

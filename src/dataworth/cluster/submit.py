@@ -18,7 +18,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from dataworth.runs import STAGE_FILES
+from dataworth.jobs import fail, load_study_or_exit
+from dataworth.runs import RunDir, StudyDir
 
 # The run states (see run_state) each --status selects.
 SELECTIONS = {
@@ -30,15 +31,13 @@ SELECTIONS = {
 }
 
 MAX_TIME_LIMIT_REQUEUES = 20
-# The files the per-run rules after `train` write (RunDir attributes), as the Snakefile has them:
-# a run is finished when all exist. RunJob makes the missing ones.
-EVALUATION_FILES = tuple(STAGE_FILES.values())
 
 
-def run_state(run_dir) -> str:
+def run_state(run_dir: RunDir, stages: list[str]) -> str:
     """pending (never started), failed (started, not trained: its job crashed, was killed or is
-    still running), trained (not fully evaluated), or the evaluated status (ok, diverged)."""
-    if all(getattr(run_dir, name).exists() for name in EVALUATION_FILES):
+    still running), trained (not every one of its `stages` done), or the evaluated status (ok,
+    diverged)."""
+    if all(run_dir.done(stage) for stage in stages):
         from dataworth.tracking.schemas import SUMMARY, read_parquet
 
         return str(read_parquet(run_dir.summary, SUMMARY)["status"].iloc[0])
@@ -49,27 +48,21 @@ def run_state(run_dir) -> str:
     return "pending"
 
 
-def data_path(study, results: str | Path) -> Path:
-    """The prepared dataset, at the path the Snakefile gives it (so both share one file)."""
-    return Path(results) / study.name / "data" / f"{study.dataset_id()}.pt"
-
-
-def select_runs(study, results: str | Path, status: str, run_ids: list[str] | None) -> list[dict]:
-    from dataworth.runs import run_dir
-
+def select_runs(study, results_root: str | Path, status: str, run_ids: list[str] | None) -> list[dict]:
     if run_ids:
         unknown = [r for r in run_ids if r not in study.runs_by_id]
         if unknown:
             raise ValueError(f"--runs: not runs of study {study.name!r}: {', '.join(unknown)}")
     wanted = SELECTIONS[status]
-    results_dir = Path(results) / study.name
+    study_dir = study.study_dir(results_root)
     return [
         run for run in study.runs
-        if (not run_ids or run["run_id"] in run_ids) and run_state(run_dir(results_dir, run["run_id"])) in wanted
+        if (not run_ids or run["run_id"] in run_ids)
+        and run_state(study_dir.run_dir(run["run_id"]), study.stages(run)) in wanted
     ]
 
 
-def submit_runs(study, runs: list[dict], results: str | Path, executor: str = "slurm", parallel: int = 256,
+def submit_runs(study, runs: list[dict], results_root: str | Path, executor: str = "slurm", parallel: int = 256,
                 environ=os.environ) -> list:
     """Submit `runs` as one job array; returns the submitit jobs (one per run, in order)."""
     import submitit
@@ -78,13 +71,12 @@ def submit_runs(study, runs: list[dict], results: str | Path, executor: str = "s
     from dataworth.cluster.resources import submitit_parameters
     from dataworth.data import prepare_dataset
     from dataworth.packs import Packs
-    from dataworth.runs import run_dir
 
-    results = Path(results).resolve()
-    data = data_path(study, results)
+    study_dir = StudyDir(study.study_dir(results_root).path.resolve())
+    data = study_dir.data(study.dataset_id())  # where the Snakefile has it: both share one file
     if not data.exists():  # what Snakemake's (local) prepare_data rule would do first
         prepare_dataset(study.dataset_config(), data)
-    folder = results / study.name / "logs" / "submitit" / "%j"
+    folder = study_dir.logs / "submitit" / "%j"
     # Each time limit reached costs one of submitit's requeues (default 3); runs checkpoint, so a
     # long run may need many time slots.
     pool = submitit.AutoExecutor(folder=folder, cluster=executor, slurm_max_num_timeout=MAX_TIME_LIMIT_REQUEUES)
@@ -93,11 +85,11 @@ def submit_runs(study, runs: list[dict], results: str | Path, executor: str = "s
         **submitit_parameters(study.spec.resources.slurm, environ),
     )
     eval_cfg = study.spec.eval.model_dump()
-    study_json = results / study.name / "study.json"
-    study.write_json(study_json)  # what each task reads to mark its pack done, as the workflow has it
-    Packs(study, results / study.name).write()
+    study.write_json(study_dir.study_json)  # what each task reads to mark its pack done, as the workflow has it
+    Packs(study, study_dir).write()
     jobs_to_run = [
-        RunJob(run, eval_cfg, str(data), str(run_dir(results / study.name, run["run_id"]).path), str(study_json))
+        RunJob(run, study.stages(run), eval_cfg, str(data), str(study_dir.run_dir(run["run_id"]).path),
+               str(study_dir.study_json))
         for run in runs
     ]
     return pool.submit_array(jobs_to_run)
@@ -118,14 +110,11 @@ def wait_for(jobs: list, runs: list[dict]) -> int:
 
 
 def cmd_submit(args) -> None:
-    from dataworth.cli import _load
-
-    study = _load(args.study)
+    study = load_study_or_exit(args.study)
     try:
         runs = select_runs(study, args.results, args.status, args.runs.split(",") if args.runs else None)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail(str(exc))
     if not runs:
         print(f"study {study.name!r}: no {args.status} runs to submit")
         return
@@ -133,14 +122,11 @@ def cmd_submit(args) -> None:
     if args.dry_run:
         return
     if args.executor == "slurm" and not (shutil.which("sbatch") and shutil.which("srun")):
-        print("error: --executor slurm: no SLURM here (sbatch and srun not found); on this machine use "
-              "--executor local", file=sys.stderr)
-        raise SystemExit(2)
+        fail("--executor slurm: no SLURM here (sbatch and srun not found); on this machine use --executor local")
     try:
         jobs = submit_runs(study, runs, args.results, args.executor, args.parallel)
     except ValueError as exc:  # a bad DATAWORTH_SLURM_* variable or resources.slurm.extra
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail(str(exc))
     array_id = jobs[0].job_id.split("_")[0]
     print(f"submitted as {args.executor} job array {array_id} ({len(jobs)} tasks); "
           f"logs in {Path(jobs[0].paths.folder).parent}/")

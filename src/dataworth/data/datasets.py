@@ -54,7 +54,7 @@ def _standardise(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 class Mnist1dSpec(DatasetSpec):
     name: Literal["mnist1d"]
     train_pool: int = Field(default=4000, gt=0, description="training samples generated (grid sizes <= this)")
-    test_size: int = Field(default=1000, gt=0)
+    test_size: int = Field(default=1000, gt=0, description="fixed test set size (the OOD set has the same size)")
     seed: int = Field(default=42, ge=0, description="generator seed: fixes the data for the whole study")
 
     modality: ClassVar[str] = SIGNAL
@@ -128,12 +128,12 @@ class SyntheticSpec(DatasetSpec):
     """Tiny and fast, for tests: noisy copies of random smooth class templates."""
 
     name: Literal["synthetic"]
-    train_pool: int = Field(default=512, gt=0)
-    test_size: int = Field(default=256, gt=0)
-    num_classes: int = Field(default=4, ge=2)
-    length: int = Field(default=32, ge=8)
+    train_pool: int = Field(default=512, gt=0, description="training samples generated (grid sizes <= this)")
+    test_size: int = Field(default=256, gt=0, description="fixed test set size (the OOD set has the same size)")
+    num_classes: int = Field(default=4, ge=2, description="classes, one template each")
+    length: int = Field(default=32, ge=8, description="signal length")
     noise: float = Field(default=0.8, ge=0, description="std of the i.i.d. noise added to each sample")
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, description="generator seed: fixes the data for the whole study")
 
     modality: ClassVar[str] = SIGNAL
     ood_description: ClassVar[str] = "synthetic test set with its noise std doubled"

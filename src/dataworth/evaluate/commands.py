@@ -1,67 +1,51 @@
-"""`dataworth probe`, `dataworth knn`, `dataworth rankme`: evaluate a trained run's representation.
-
-Called by the probe, knn and rankme rules, once per pack of runs; each writes one Parquet file in
-each run directory.
-Registered on the CLI by `register`; torch is imported inside the commands.
+"""`dataworth evaluate`, `probe`, `knn`, `rankme`, ...: one subcommand per evaluation stage of the
+stage registry (runs.EVALUATIONS), each called by its rule once per pack of runs; each writes its
+stage's Parquet file in every run directory of the job. torch is imported inside the commands.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-
-def _for_each_run(args, task: str, evaluate, describe) -> None:
-    """Evaluate each of the job's runs with `evaluate(run_dir, data, eval_cfg, threads)`; print `describe(row)`."""
-    from dataworth.cli import _load, _runs, for_each_run_or_exit
-
-    study = _load(args.study)
-    eval_cfg = study.spec.eval.model_dump()
-
-    def one(run: dict, out) -> None:
-        print(describe(evaluate(out, args.data, eval_cfg, threads=args.threads)), flush=True)
-
-    for_each_run_or_exit(_runs(study, args), args.runs, task, one)
+from dataworth.jobs import add_run_arguments, for_each_run_or_exit, job_runs, load_study_or_exit, study_dir_of
+from dataworth.runs import EVALUATIONS, Stage
 
 
 def _number(value) -> str:
-    return "null" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def cmd_probe(args) -> None:
-    from dataworth.evaluate.representation import probe_run
+def describe(stage: Stage, row: dict) -> str:
+    """One line of a job's log for one run: the stage's own columns (the run's grid values left out)."""
+    from dataworth.tracking.schemas import RUN_TABLE, stage_schema
 
-    _for_each_run(args, "probe", probe_run, lambda row: (
-        f"run {row['run_id']}: linear probe on {row['probe_labeled']} labeled samples: "
-        f"test accuracy {_number(row['probe_test_accuracy'])}, ood accuracy {_number(row['probe_ood_accuracy'])}, "
-        f"final probe loss {_number(row['probe_train_loss'])} ({row['probe_seconds']:.1f}s)"))
-
-
-def cmd_knn(args) -> None:
-    from dataworth.evaluate.representation import knn_run
-
-    _for_each_run(args, "knn", knn_run, lambda row: (
-        f"run {row['run_id']}: {row['knn_k']}-NN on {row['knn_labeled']} labeled samples: "
-        f"test accuracy {_number(row['knn_test_accuracy'])}, ood accuracy {_number(row['knn_ood_accuracy'])} "
-        f"({row['knn_seconds']:.1f}s)"))
+    schema = stage_schema(stage)
+    status = f" ({row['status']})" if "status" in row else ""
+    shown = [f"{name} {_number(row[name])}" for name in schema.names
+             if name not in RUN_TABLE.names and name in row and name != "status" and not name.endswith("_seconds")
+             and name not in ("steps_completed", "device", "data_sha256")]
+    # Its own time (summary: eval_seconds; the others: <stage>_seconds), not the training job's.
+    seconds = [row[name] for name in schema.names
+               if name.endswith("_seconds") and name not in ("wall_seconds", "compute_seconds")]
+    took = f" ({seconds[0]:.1f}s)" if seconds else ""
+    return f"run {row['run_id']}{status}: {', '.join(shown)}{took}"
 
 
-def cmd_rankme(args) -> None:
-    from dataworth.evaluate.representation import rankme_run
+def run_evaluation(stage: Stage, args) -> None:
+    """Compute `stage` for each run of the job (`--pack` or `--run-id`) with the study's eval settings."""
+    study = load_study_or_exit(args.study)
+    eval_cfg = study.spec.eval.model_dump()
 
-    _for_each_run(args, "rankme", rankme_run, lambda row: (
-        f"run {row['run_id']}: RankMe on {row['rankme_samples']} samples: encoder {_number(row['rankme_encoder'])}, "
-        f"projector {_number(row['rankme_projector'])} ({row['rankme_seconds']:.1f}s)"))
+    def one(run: dict, run_dir) -> None:
+        print(describe(stage, stage.compute(run_dir, args.data, eval_cfg, threads=args.threads)), flush=True)
+
+    for_each_run_or_exit(job_runs(study, args), study_dir_of(args), stage.name, one)
 
 
 def register(subparsers) -> None:
-    from dataworth.cli import add_run_arguments
-
-    for name, func, what in (
-        ("probe", cmd_probe, "train a linear probe on each run's frozen features and write its probe.parquet"),
-        ("knn", cmd_knn, "k-NN accuracy of each run's frozen features; writes its knn.parquet"),
-        ("rankme", cmd_rankme, "RankMe of each run's features and projector outputs; writes its rankme.parquet"),
-    ):
-        p = subparsers.add_parser(name, help=f"{what} (called by the {name} rule, once per pack)")
+    for stage in EVALUATIONS.values():
+        p = subparsers.add_parser(stage.name, help=f"{stage.help} (called by the {stage.name} rule, once per pack)")
         add_run_arguments(p, "the study; its eval section is used")
-        p.set_defaults(func=func)
+        p.set_defaults(func=lambda args, stage=stage: run_evaluation(stage, args))

@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from dataworth.methods import method_of
 from dataworth.models import build_model
 from dataworth.models.ssl import build_ssl_network
 
@@ -15,13 +16,14 @@ def load_network(run: dict, sample_shape: tuple[int, ...], num_classes: int, mod
     """The run's model.pt as its network (in eval mode): the classifier of a supervised run,
     the encoder + projector of a self-supervised one. Both have `features(x)`."""
     model = build_model(run["model"]["name"], run["model"]["width"], sample_shape, num_classes)
-    network = model if run["method"] == "supervised" else build_ssl_network(model, run["ssl"])
+    network = build_ssl_network(model, run["ssl"]) if has_projector(run) else model
     network.load_state_dict(torch.load(model_path, map_location=device, weights_only=True))
     return network.to(device).eval()
 
 
 def has_projector(run: dict) -> bool:
-    return run["method"] != "supervised"
+    """Self-supervised runs train an encoder + projector; supervised ones a classifier."""
+    return method_of(run).self_supervised
 
 
 @torch.no_grad()  # not inference_mode: a probe trains on these tensors

@@ -43,16 +43,16 @@ class Trained:
     network: torch.nn.Module
 
 
-def _trained(run_path: RunDir, data_path, threads: int) -> tuple[dict, Trained | None]:
+def _trained(run_dir: RunDir, data_path, threads: int) -> tuple[dict, Trained | None]:
     """The run's config, and its data and network if it finished ok (else None: null metrics)."""
     torch.set_num_threads(threads)
-    run = run_path.read_config()
-    status = read_parquet(run_path.training, TRAINING)["status"].iloc[0]
+    run = run_dir.read_config()
+    status = read_parquet(run_dir.training, TRAINING)["status"].iloc[0]
     if status != "ok":
         return run, None
     device = resolve_device(run["train"]["device"])
     data = load_dataset(data_path, device)
-    network = load_network(run, data.sample_shape, data.num_classes, run_path.model, device)
+    network = load_network(run, data.sample_shape, data.num_classes, run_dir.model, device)
     return run, Trained(data, network)
 
 
@@ -70,9 +70,9 @@ def rankme_indices(pool_size: int, samples) -> np.ndarray:
     return np.random.default_rng(RANKME_SAMPLE_SEED).permutation(pool_size)[:samples]
 
 
-def probe_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
+def probe_run(run_dir: RunDir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
     start = time.perf_counter()
-    run, trained = _trained(run_path, data_path, threads)
+    run, trained = _trained(run_dir, data_path, threads)
     cfg = eval_cfg or run["eval"]
     row = {"run_id": run["run_id"], "probe_labeled": None, "probe_train_loss": np.nan,
            "probe_test_accuracy": np.nan, "probe_ood_accuracy": np.nan}
@@ -89,13 +89,13 @@ def probe_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None = N
             split_features = embed(features, data.x[split], cfg["batch_size"])
             row[f"probe_{split}_accuracy"] = probe_loss_and_accuracy(probe, split_features, data.y[split])[1]
     row["probe_seconds"] = time.perf_counter() - start
-    write_parquet(pd.DataFrame([row]), PROBE, run_path.probe)
+    write_parquet(pd.DataFrame([row]), PROBE, run_dir.output("probe"))
     return row
 
 
-def knn_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
+def knn_run(run_dir: RunDir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
     start = time.perf_counter()
-    run, trained = _trained(run_path, data_path, threads)
+    run, trained = _trained(run_dir, data_path, threads)
     cfg = eval_cfg or run["eval"]
     k = cfg["knn"]["k"]
     row = {"run_id": run["run_id"], "knn_k": k, "knn_labeled": None,
@@ -110,13 +110,13 @@ def knn_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None = Non
             row[f"knn_{split}_accuracy"] = knn_accuracy(bank, data.y["train"][labeled], queries, data.y[split], k,
                                                         data.num_classes, cfg["batch_size"])
     row["knn_seconds"] = time.perf_counter() - start
-    write_parquet(pd.DataFrame([row]), KNN, run_path.knn)
+    write_parquet(pd.DataFrame([row]), KNN, run_dir.output("knn"))
     return row
 
 
-def rankme_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
+def rankme_run(run_dir: RunDir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
     start = time.perf_counter()
-    run, trained = _trained(run_path, data_path, threads)
+    run, trained = _trained(run_dir, data_path, threads)
     cfg = eval_cfg or run["eval"]
     row = {"run_id": run["run_id"], "rankme_samples": None, "rankme_encoder": np.nan, "rankme_projector": np.nan}
     if trained:
@@ -127,5 +127,5 @@ def rankme_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None = 
         if has_projector(run):  # supervised runs have none: their projector RankMe stays null
             row["rankme_projector"] = rankme(embed(trained.network, x[sample], cfg["batch_size"]))
     row["rankme_seconds"] = time.perf_counter() - start
-    write_parquet(pd.DataFrame([row]), RANKME, run_path.rankme)
+    write_parquet(pd.DataFrame([row]), RANKME, run_dir.output("rankme"))
     return row

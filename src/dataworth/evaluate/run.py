@@ -15,6 +15,7 @@ import torch
 
 from dataworth.data import load_dataset, nested_subset
 from dataworth.evaluate.classification import evaluate_split
+from dataworth.methods import method_of
 from dataworth.models import build_model
 from dataworth.runs import RunDir
 from dataworth.study import run_row
@@ -24,23 +25,23 @@ from dataworth.train.run import resolve_device
 METRIC_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "ood_loss", "ood_accuracy")
 
 
-def evaluate_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
-    """Evaluate the trained run in `run_path` with the study's current `eval` settings.
+def evaluate_run(run_dir: RunDir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
+    """Evaluate the trained run in `run_dir` with the study's current `eval` settings.
 
     `eval_cfg` defaults to the settings recorded in the run's config.json.
     """
     start = time.perf_counter()
     torch.set_num_threads(threads)
-    run = run_path.read_config()
+    run = run_dir.read_config()
     eval_cfg = eval_cfg or run["eval"]
-    training = read_parquet(run_path.training, TRAINING).iloc[0].to_dict()
+    training = read_parquet(run_dir.training, TRAINING).iloc[0].to_dict()
 
     metrics = dict.fromkeys(METRIC_COLUMNS, np.nan)
-    if training["status"] == "ok" and run["method"] == "supervised":
+    if training["status"] == "ok" and method_of(run).uses_labels:  # a trained classifier head
         device = resolve_device(run["train"]["device"])
         data = load_dataset(data_path, device)
         model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
-        model.load_state_dict(torch.load(run_path.model, map_location=device, weights_only=True))
+        model.load_state_dict(torch.load(run_dir.model, map_location=device, weights_only=True))
         model.to(device)
         subset = torch.as_tensor(nested_subset(data.y["train"].cpu().numpy(), run["n_train"], run["seed"]), device=device)
         splits = {
@@ -63,5 +64,5 @@ def evaluate_run(run_path: RunDir, data_path: str | Path, eval_cfg: dict | None 
         "device": training["device"],
         "data_sha256": training["data_sha256"],
     }
-    write_parquet(pd.DataFrame([row]), SUMMARY, run_path.summary)
+    write_parquet(pd.DataFrame([row]), SUMMARY, run_dir.summary)
     return row

@@ -1,8 +1,9 @@
-"""The scanner: build the study's shared metrics table from the runs' own files.
+"""The scanner: build the study's shared tables from the runs' own files.
 
-A run's row is its summary.parquet joined (by run_id) with the evaluations of its representation
-that the study asks for (`Study.evaluations`: rankme.parquet, and probe.parquet and knn.parquet
-for self-supervised runs); the columns of an evaluation a run does not have are null.
+A run's row of metrics.parquet is its summary.parquet joined (by run_id) with the files of the
+other evaluation stages (runs.EVALUATIONS) the study asks for (`Study.stages`: rankme.parquet,
+and probe.parquet and knn.parquet for self-supervised runs); the columns of an evaluation a run
+does not have are null.
 """
 
 from __future__ import annotations
@@ -11,22 +12,33 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataworth.runs import RunDir, run_dir
-from dataworth.tracking.schemas import KNN, METRICS, PROBE, RANKME, SUMMARY, read_parquet, write_parquet
+from dataworth.runs import EVALUATIONS, SUMMARY_STAGE, RunDir
+from dataworth.tracking.schemas import METRICS, RUN_TABLE, SUMMARY, conform, read_parquet, stage_schema, write_parquet
 
 SORT_COLUMNS = ["dataset", "method", "model", "width", "augmentation", "n_train", "seed"]
-# An evaluation file is named after its evaluation: <run dir>/probe.parquet, ...
-EVALUATIONS = {"probe": PROBE, "knn": KNN, "rankme": RANKME}
+
+
+def joined_stages() -> dict:
+    """The evaluations joined to a run's summary, by the name of their file (<run dir>/probe.parquet, ...)."""
+    return {Path(stage.file).stem: stage for name, stage in EVALUATIONS.items() if name != SUMMARY_STAGE}
+
+
+def run_table(study) -> pd.DataFrame:
+    """The study's runs, one row each: grid values and recipe (`dataworth plan`, MLflow params)."""
+    from dataworth.study import run_row
+
+    return conform(pd.DataFrame([run_row(run) for run in study.runs]), RUN_TABLE)
 
 
 def join_evaluations(summaries: pd.DataFrame, evaluation_paths) -> pd.DataFrame:
     """SUMMARY rows joined with the given evaluation files (METRICS columns, null where absent)."""
-    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in EVALUATIONS}
+    joined = joined_stages()
+    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in joined}
     for path in map(Path, evaluation_paths):
-        if path.stem not in EVALUATIONS:
+        if path.stem not in joined:
             raise ValueError(f"{path}: not an evaluation file; allowed names: "
-                             f"{', '.join(f'{n}.parquet' for n in EVALUATIONS)}")
-        frames[path.stem].append(read_parquet(path, EVALUATIONS[path.stem]))
+                             f"{', '.join(stage.file for stage in joined.values())}")
+        frames[path.stem].append(read_parquet(path, stage_schema(joined[path.stem])))
     metrics = summaries
     for name, parts in frames.items():
         if not parts:
@@ -45,7 +57,7 @@ def join_evaluations(summaries: pd.DataFrame, evaluation_paths) -> pd.DataFrame:
 def run_metrics(summary_path: str | Path) -> pd.DataFrame:
     """One run's METRICS row from its directory: the summary and whichever evaluation files exist."""
     run = RunDir(Path(summary_path).parent)
-    evaluations = [getattr(run, name) for name in EVALUATIONS if getattr(run, name).exists()]
+    evaluations = [run.file(stage.file) for stage in joined_stages().values() if run.file(stage.file).exists()]
     return join_evaluations(read_parquet(summary_path, SUMMARY), evaluations)
 
 
@@ -68,31 +80,31 @@ def collect_metrics(summary_paths: list[str | Path], out: str | Path, evaluation
 def collect_study(study, results_root: str | Path, out: str | Path) -> pd.DataFrame:
     """collect_metrics over every run of `study` and the evaluations it asks for. The paths come
     from the study, not the command line, which thousands of runs would overflow."""
-    results = study.results_dir(results_root)
+    study_dir = study.study_dir(results_root)
     summaries, evaluations, missing = [], [], []
     for run in study.runs:
-        rd = run_dir(results, run["run_id"])
-        wanted = [rd.summary] + [getattr(rd, name) for name in study.evaluations(run)]
+        run_dir = study_dir.run_dir(run["run_id"])
+        wanted = [run_dir.summary] + [run_dir.file(EVALUATIONS[name].file) for name in study.stages(run)
+                                      if name in EVALUATIONS and name != SUMMARY_STAGE]
         missing += [path for path in wanted if not path.exists()]
-        summaries.append(rd.summary)
+        summaries.append(run_dir.summary)
         evaluations += wanted[1:]
     if missing:
-        raise FileNotFoundError(_missing_message(study, results, missing))
+        raise FileNotFoundError(_missing_message(study, study_dir, missing))
     return collect_metrics(summaries, out, evaluations)
 
 
-def _missing_message(study, results: Path, missing: list[Path]) -> str:
+def _missing_message(study, study_dir, missing: list[Path]) -> str:
     """Which runs lack which files, and the pack markers that still stand for them."""
     from dataworth.packs import Packs
-    from dataworth.runs import STAGE_FILES
 
-    packs = Packs(study, results)
-    stage_of = {name: stage for stage, name in STAGE_FILES.items()}
+    packs = Packs(study, study_dir)
+    stage_of = {stage.file: name for name, stage in EVALUATIONS.items()}
     markers = sorted({
-        str(packs.marker(packs.pack_of[path.parent.name], stage_of[path.stem]))
+        str(study_dir.marker(packs.pack_of[path.parent.name], stage_of[path.name]))
         for path in missing if path.parent.name in packs.pack_of
     })
-    shown = ", ".join(str(path.relative_to(results)) for path in missing[:5])
+    shown = ", ".join(str(path.relative_to(study_dir.path)) for path in missing[:5])
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
     return (f"study {study.name!r}: {len(missing)} result files are missing: {shown}{more}, though "
             f"{', '.join(markers[:5])}{' ...' if len(markers) > 5 else ''} say done. Run snakemake: it drops "

@@ -11,7 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
-from dataworth.study import load_study_or_exit
+from dataworth.jobs import load_study_or_exit
 
 UI_FIRST_PORT = 5000
 
@@ -71,8 +71,8 @@ def cmd_ui(args) -> None:
     from dataworth.tracking import mlflow_fields as fields
 
     study = load_study_or_exit(args.study)
-    results = study.results_dir(args.results)
-    uri = fields.tracking_uri(results)
+    study_dir = study.study_dir(args.results).path
+    uri = fields.tracking_uri(study_dir)
     if fields.is_server(uri):
         print(f"study {study.name!r} is tracked on the server {fields.shown_uri(uri)}: open it in a browser "
               f"(experiment {study.name!r}).")
@@ -87,7 +87,7 @@ def cmd_ui(args) -> None:
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     command = [
         sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-        "--artifacts-destination", str((results / "mlartifacts").resolve()),
+        "--artifacts-destination", str((study_dir / "mlartifacts").resolve()),
         "--host", args.host, "--port", str(port), "--workers", "1",
     ]
     os.execve(sys.executable, command, env)

@@ -13,7 +13,7 @@ artifacts). The MLflow store mirrors the run table, and syncing is idempotent:
   holds (MLflow cannot delete metric points) is the MLflow run replaced by a fresh one;
 - MLflow runs whose run id left the study are deleted (restorable), and restored if it returns.
 
-Syncs of one study take a lock in its results directory, so they run one at a time.
+Syncs of one study take a lock in its study dir (results/<study>), so they run one at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dataworth.runs import RunDir, run_dir
+from dataworth.runs import EVALUATIONS, SUMMARY_STAGE, RunDir
 from dataworth.study import Study
 from dataworth.tracking import mlflow_fields as fields
 from dataworth.tracking.provenance import code_version
@@ -87,15 +87,15 @@ def sync_study(
     from requests import RequestException
 
     start = time.perf_counter()
-    results = study.results_dir(results_root)
-    if not results.is_dir():
-        raise TrackingError(f"{results} does not exist: run the study first (snakemake), then track it")
-    uri = fields.tracking_uri(results, uri)
+    study_dir = study.study_dir(results_root).path
+    if not study_dir.is_dir():
+        raise TrackingError(f"{study_dir} does not exist: run the study first (snakemake), then track it")
+    uri = fields.tracking_uri(study_dir, uri)
     report = SyncReport(study.name, fields.shown_uri(uri), runs_in_study=len(study.runs))
-    with _one_sync_at_a_time(results, echo):
+    with _one_sync_at_a_time(study_dir, echo):
         _check_server(uri)
         try:
-            _sync(study, results, uri, report, echo)
+            _sync(study, study_dir, uri, report, echo)
         except (MlflowException, RequestException, OSError) as exc:
             raise TrackingError(
                 f"sync of study {study.name!r} to {report.tracking_uri} stopped after {report.runs_synced} of "
@@ -108,11 +108,11 @@ def sync_study(
     return report
 
 
-def _sync(study: Study, results: Path, uri: str, report: SyncReport, echo) -> None:
+def _sync(study: Study, study_dir: Path, uri: str, report: SyncReport, echo) -> None:
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    experiment_id = _experiment(client, study, results, uri, echo)
+    experiment_id = _experiment(client, study, study_dir, uri, echo)
     report.experiment_id = experiment_id
     runs, study_runs = _existing_runs(client, experiment_id)
 
@@ -123,7 +123,7 @@ def _sync(study: Study, results: Path, uri: str, report: SyncReport, echo) -> No
     log_models = study.spec.tracking.log_models
     statuses = {}
     for run in study.runs:
-        rd = run_dir(results, run["run_id"])
+        rd = RunDir(study_dir / "runs" / run["run_id"])
         mlruns = runs.pop(run["run_id"], [])
         if not rd.summary.exists():  # training, or not started: the live logger may be sending it
             report.not_finished.append(run["run_id"])
@@ -140,21 +140,21 @@ def _sync(study: Study, results: Path, uri: str, report: SyncReport, echo) -> No
             if mlrun.info.lifecycle_stage == "active":
                 client.delete_run(mlrun.info.run_id)
                 report.count("deleted (left the study)")
-    _sync_study_run(client, parent_id, study, results, statuses)
+    _sync_study_run(client, parent_id, study, study_dir, statuses)
 
 
 # ---------------------------------------------------------------------------------------------
 # Finding things
 
 
-def _experiment(client, study: Study, results: Path, uri: str, echo) -> str:
+def _experiment(client, study: Study, study_dir: Path, uri: str, echo) -> str:
     from mlflow.exceptions import MlflowException
 
     tags = {fields.STUDY_TAG: study.name, **fields.EXPERIMENT_TAGS}
     experiment = client.get_experiment_by_name(study.name)
     if experiment is None:
         # The study's own store keeps artifacts beside it; a server decides for itself.
-        location = None if fields.is_server(uri) else (results / "mlartifacts").resolve().as_uri()
+        location = None if fields.is_server(uri) else (study_dir / "mlartifacts").resolve().as_uri()
         try:
             return client.create_experiment(study.name, artifact_location=location, tags=tags)
         except MlflowException as exc:  # a live logger created it a moment ago
@@ -308,8 +308,8 @@ def _history_points(history, rd: RunDir, on_server: dict):
 
 
 def _run_files(rd: RunDir, log_models: bool) -> list[Path]:
-    """The run's files MLflow shows (the evaluations of its representation where they exist)."""
-    evaluations = [path for path in (rd.probe, rd.knn, rd.rankme) if path.exists()]
+    """The run's files MLflow shows (its evaluations' files where they exist)."""
+    evaluations = [rd.output(name) for name in EVALUATIONS if name != SUMMARY_STAGE and rd.output(name).exists()]
     return [rd.config, rd.history, rd.training, rd.summary, *evaluations, *([rd.model] if log_models else [])]
 
 
@@ -326,13 +326,13 @@ def _create_study_run(client, experiment_id: str, study: Study) -> str:
     return client.create_run(experiment_id, tags=tags, run_name=f"{study.name} (study)").info.run_id
 
 
-def _sync_study_run(client, parent_id: str, study: Study, results: Path, statuses: dict[str, str]) -> None:
+def _sync_study_run(client, parent_id: str, study: Study, study_dir: Path, statuses: dict[str, str]) -> None:
     """Counts, provenance and the study's results (when the analysis has made them) on its run."""
     from mlflow.entities import Metric, RunTag
 
     parent = client.get_run(parent_id)
-    files = [results / name for name in ANALYSIS_FILES if (results / name).exists()]
-    report_files = _visible_files(results / REPORT_DIR)
+    files = [study_dir / name for name in ANALYSIS_FILES if (study_dir / name).exists()]
+    report_files = _visible_files(study_dir / REPORT_DIR)
     spec = json.dumps(study.spec.model_dump(mode="json"), indent=2, sort_keys=True)
     fingerprint = _files_hash(files + report_files, [SYNC_FORMAT, spec, sorted(statuses.items())])
     if parent.data.tags.get(fields.SYNCED_TAG) == fingerprint:
@@ -362,7 +362,7 @@ def _sync_study_run(client, parent_id: str, study: Study, results: Path, statuse
         client.log_artifact(parent_id, str(spec_path))
     for path in files:
         client.log_artifact(parent_id, str(path))
-    _log_folder(client, parent_id, results / REPORT_DIR)
+    _log_folder(client, parent_id, study_dir / REPORT_DIR)
     client.set_terminated(parent_id, "FINISHED")
     client.set_tag(parent_id, fields.SYNCED_TAG, fingerprint)
 
@@ -416,11 +416,11 @@ def _check_server(uri: str) -> None:
 
 
 @contextlib.contextmanager
-def _one_sync_at_a_time(results: Path, echo):
-    with open(results / ".mlflow-sync.lock", "w") as lock:
+def _one_sync_at_a_time(study_dir: Path, echo):
+    with open(study_dir / ".mlflow-sync.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            echo(f"waiting for another sync of {results} to finish")
+            echo(f"waiting for another sync of {study_dir} to finish")
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield

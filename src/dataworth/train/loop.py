@@ -1,10 +1,14 @@
-"""The training loop: fixed steps, data already on the device, batched augmentation.
+"""The training loop: all training, single runs and packs of runs, goes through `train` below.
 
-A reader should take this in at one sitting. Losses are accumulated on the device and read
-back only every `log_every` steps, so the step itself never waits for the host. Everything
-the loop carries from step to step is in `state`, which a checkpoint saves and restores.
-One loop serves every method: what a batch's loss is comes from an `Objective` (supervised
-cross-entropy, SimCLR, VICReg, BYOL; see objectives.py).
+Fixed steps, data already on the device, batched augmentation. A reader should take this in at
+one sitting. The loop trains K *members* (runs) at once: K = 1 for a run on its own, K > 1 for a
+pack trained as one grouped model (train/packed.py). Each member has its own data, batch order
+and augmentation stream. What a step's losses are comes from an `Objective` (objectives.py:
+supervised cross-entropy, SimCLR, VICReg, BYOL; packed.py: K supervised runs as one grouped
+model), which returns one loss per member; their sum is minimised (members share no parameter,
+so each gets exactly its own gradient). Losses are accumulated on the device and read back only
+every `log_every` steps, so the step itself never waits for the host. Everything the loop
+carries from step to step is in `state`, which a checkpoint saves and restores.
 """
 
 from __future__ import annotations
@@ -73,7 +77,11 @@ def restore_resume_point(saved: dict, state: dict, model: nn.Module, optimizer, 
         gen.set_state(gen_state)
     for stream, order in zip(streams, saved["batches"], strict=True):
         stream.perm, stream.pos = order["perm"].to(stream.device), order["pos"]
-    state.update(saved["loop"], compute_seconds=saved["compute_seconds"])
+    loop = dict(saved["loop"])
+    if "history" in loop:  # a single run's checkpoint written before the one loop: one member
+        loop["histories"], loop["diverged_at"] = [loop.pop("history")], [None]
+        loop["loss_sum"], loop["correct_sum"] = loop["loss_sum"].view(1), loop["correct_sum"].view(1)
+    state.update(loop, compute_seconds=saved["compute_seconds"])
     device = streams[0].device
     state["loss_sum"], state["correct_sum"] = state["loss_sum"].to(device), state["correct_sum"].to(device)
 
@@ -103,6 +111,17 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class Member:
+    """One run being trained: its training data (already on the device) and its random streams."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None  # None for self-supervised runs: they never see labels
+    policy: Callable
+    batch_gen: torch.Generator
+    augment_gen: torch.Generator
+
+
 def fast_path(network: nn.Module, x: torch.Tensor, cfg: dict) -> Callable[[torch.Tensor], torch.Tensor]:
     """Set up the GPU path for `network` trained on batches like `x`; returns the batch layout.
 
@@ -119,43 +138,40 @@ def fast_path(network: nn.Module, x: torch.Tensor, cfg: dict) -> Callable[[torch
     return lambda batch: batch.contiguous(memory_format=torch.channels_last)
 
 
-def train_model(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor | None,
-    policy,
+def train(
+    objective: Objective,
+    members: list[Member],
     cfg: dict,
-    batch_gen: torch.Generator,
-    augment_gen: torch.Generator,
     checkpointer: Checkpointer | None = None,
-    on_log: Callable[[dict], None] | None = None,
-) -> TrainResult:
-    """Train `model` in place on (x, y) for cfg['steps'] steps; stops early if the loss diverges.
+    on_log: Callable[[int, dict], None] | None = None,
+) -> list[TrainResult]:
+    """Train `objective` (in place) on its members for cfg['steps'] steps; one TrainResult each.
 
-    `model` is a classifier, trained with cross-entropy, or an `Objective` (self-supervised
-    objectives take y=None: they never see labels). With a `checkpointer`, resumes from its
+    A member whose loss diverges (NaN or inf) is recorded as diverged at the step it was
+    detected; training stops when every member has. With a `checkpointer`, resumes from its
     checkpoint, saves one periodically, and on a stop request saves one and raises `Preempted`.
-    `on_log(row)` sees each history row as it is made.
+    `on_log(member_index, row)` sees each history row as it is made.
     """
-    device = x.device
+    k = len(members)
+    device = members[0].x.device
     steps, log_every = cfg["steps"], cfg["log_every"]
-    objective = model if isinstance(model, Objective) else Supervised(model, cfg["label_smoothing"])
-    layout, augment = fast_path(objective.network, x, cfg), policy
-    policy = lambda batch, gen: layout(augment(batch, gen))  # noqa: E731  (every view the objective draws)
+    layout = fast_path(objective.network, members[0].x, cfg)
     optimizer = make_optimizer(objective, cfg, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg["warmup_steps"], steps))
-    batches = BatchStream(len(x), cfg["batch_size"], batch_gen, device)
+    streams = [BatchStream(len(m.x), cfg["batch_size"], m.batch_gen, device) for m in members]
     use_amp = device.type == "cuda"
     state = {
         "step": 0,
-        "history": [],
-        "loss_sum": torch.zeros((), device=device),
-        "correct_sum": torch.zeros((), device=device),
+        "histories": [[] for _ in range(k)],
+        "loss_sum": torch.zeros(k, device=device),
+        "correct_sum": torch.zeros(k, device=device),
         "interval_steps": 0,
-        "compute_seconds": 0.0,  # training-loop time of earlier starts of this run
+        "diverged_at": [None] * k,
+        "compute_seconds": 0.0,  # training-loop time of earlier starts of this run or pack
     }
 
-    resumable = (objective, optimizer, schedule, [batch_gen, augment_gen], [batches])
+    gens = [m.batch_gen for m in members] + [m.augment_gen for m in members]
+    resumable = (objective, optimizer, schedule, gens, streams)
 
     def snapshot() -> dict:
         return resume_point(state, state["compute_seconds"] + time.perf_counter() - start, *resumable)
@@ -164,46 +180,73 @@ def train_model(
     if saved:
         restore_resume_point(saved, state, *resumable)
     resumed_from_step = state["step"]
+    histories, diverged_at = state["histories"], state["diverged_at"]
 
     objective.train()
-    status, final_loss = "ok", state["history"][-1]["loss"] if state["history"] else math.nan
     start = time.perf_counter()
     for step in range(state["step"] + 1, steps + 1):
-        idx = batches.next()
-        loss, correct = objective.loss(x[idx], None if y is None else y[idx], policy, augment_gen, use_amp)
+        batches = []
+        for member, stream in zip(members, streams):
+            idx = stream.next()
+            batches.append((member.x[idx], None if member.y is None else member.y[idx], member.policy,
+                            member.augment_gen))
+        losses, correct = objective.losses(batches, layout, use_amp)  # (K,) each
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        losses.sum().backward()
         optimizer.step()
         objective.after_step(step, steps)
         lr = schedule.get_last_lr()[0]
         schedule.step()
 
         state["step"] = step
-        state["loss_sum"] += loss.detach()
+        state["loss_sum"] += losses.detach()
         if correct is not None:
             state["correct_sum"] += correct
         state["interval_steps"] += 1
         if step % log_every == 0 or step == steps:
-            final_loss = state["loss_sum"].item() / state["interval_steps"]  # the only host sync
-            row = {
-                "step": step,
-                "loss": final_loss,
-                "accuracy": state["correct_sum"].item() / (state["interval_steps"] * len(idx))
-                if objective.uses_labels else None,
-                "lr": lr,
-                "elapsed_seconds": state["compute_seconds"] + time.perf_counter() - start,
-            }
-            state["history"].append(row)
-            if on_log:
-                on_log(row)
+            interval = state["interval_steps"]
+            mean_loss = [total / interval for total in state["loss_sum"].tolist()]  # the only host sync
+            correct_counts = state["correct_sum"].tolist()
+            elapsed = state["compute_seconds"] + time.perf_counter() - start
+            for i in range(k):
+                if diverged_at[i] is not None:
+                    continue
+                row = {
+                    "step": step,
+                    "loss": mean_loss[i],
+                    "accuracy": correct_counts[i] / (interval * len(batches[i][0])) if objective.uses_labels else None,
+                    "lr": lr,
+                    "elapsed_seconds": elapsed,
+                }
+                histories[i].append(row)
+                if on_log:
+                    on_log(i, row)
+                if not math.isfinite(mean_loss[i]):
+                    diverged_at[i] = step
             state["loss_sum"].zero_(), state["correct_sum"].zero_()
             state["interval_steps"] = 0
-            if not math.isfinite(final_loss):
-                status = "diverged"
+            if all(d is not None for d in diverged_at):
                 break
         if checkpointer:
             checkpointer.at_step_boundary(step, steps, snapshot)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     compute_seconds = state["compute_seconds"] + time.perf_counter() - start
-    return TrainResult(status, state["step"], final_loss, compute_seconds, resumed_from_step, state["history"])
+
+    results = []
+    for history, diverged in zip(histories, diverged_at):
+        # Each member is charged its share of the compute.
+        results.append(TrainResult(
+            "ok" if diverged is None else "diverged", history[-1]["step"] if history else state["step"],
+            history[-1]["loss"] if history else math.nan, compute_seconds / k, resumed_from_step, history,
+        ))
+    return results
+
+
+def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None, policy, cfg: dict,
+                batch_gen: torch.Generator, augment_gen: torch.Generator,
+                checkpointer: Checkpointer | None = None, on_log: Callable[[dict], None] | None = None) -> TrainResult:
+    """`train` for one run: `model` is a classifier (trained with cross-entropy) or an `Objective`."""
+    objective = model if isinstance(model, Objective) else Supervised(model, cfg["label_smoothing"])
+    log = (lambda i, row: on_log(row)) if on_log else None
+    return train(objective, [Member(x, y, policy, batch_gen, augment_gen)], cfg, checkpointer, log)[0]

@@ -1,11 +1,14 @@
-"""Objectives: what the one training loop minimises, per method.
+"""Objectives: what the one training loop (loop.py) minimises, per method.
 
 An objective is a module holding everything a method trains (and, for BYOL, the EMA target),
 so the loop's optimizer, schedule, checkpoint and divergence check serve every method alike:
 
-    loss, correct = objective.loss(x, y, policy, gen, amp)   # one batch
-    ... optimizer step ...
-    objective.after_step(step, steps)                        # e.g. BYOL's target update
+    losses, correct = objective.losses(batches, layout, amp)  # one loss per member (run): (K,)
+    ... optimizer step on losses.sum() ...
+    objective.after_step(step, steps)                          # e.g. BYOL's target update
+
+The objectives here train one run (K = 1) and define `loss` for its one batch; train/packed.py
+has the objective of K runs trained together as one grouped model.
 
 `objective.network` is what the run saves as model.pt and evaluation reads: the classifier of
 a supervised run, the encoder + projector (`SSLNetwork`) of a self-supervised one.
@@ -28,6 +31,15 @@ from dataworth.train.ssl_losses import BYOLLoss, NTXentLoss, VICRegLoss
 class Objective(nn.Module):
     uses_labels: bool = False
     network: nn.Module
+
+    def losses(self, batches: list[tuple], layout, amp: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The loss of each member's batch (K,), and each one's count of correct predictions (K,;
+        None without labels). `batches` holds one (x, y, policy, gen) per member: its un-augmented
+        batch, labels (None for self-supervised runs), augmentation policy and generator; `layout`
+        puts an augmented batch in the layout the network runs fastest in."""
+        (x, y, policy, gen), = batches
+        loss, correct = self.loss(x, y, lambda batch, g: layout(policy(batch, g)), gen, amp)
+        return loss.view(1), None if correct is None else correct.view(1)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None, policy, gen: torch.Generator,
              amp: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -117,18 +129,27 @@ class BYOL(Objective):
             target.lerp_(online, 1.0 - tau)  # target = tau * target + (1 - tau) * online
 
 
+def supervised_objective(run: dict, model: nn.Module) -> Objective:
+    return Supervised(model, run["train"]["label_smoothing"])
+
+
+def simclr_objective(run: dict, model: nn.Module) -> Objective:
+    return ViewPair(build_ssl_network(model, run["ssl"]), NTXentLoss(run["ssl"]["simclr"]["temperature"]))
+
+
+def vicreg_objective(run: dict, model: nn.Module) -> Objective:
+    v = run["ssl"]["vicreg"]
+    return ViewPair(build_ssl_network(model, run["ssl"]), VICRegLoss(v["invariance"], v["variance"], v["covariance"]))
+
+
+def byol_objective(run: dict, model: nn.Module) -> Objective:
+    b = run["ssl"]["byol"]
+    return BYOL(build_ssl_network(model, run["ssl"]), b["predictor_hidden"], b["momentum_base"])
+
+
 def build_objective(run: dict, model: nn.Module) -> Objective:
-    """The objective of a run (its resolved config) around `model`, a freshly built classifier."""
-    method = run["method"]
-    if method == "supervised":
-        return Supervised(model, run["train"]["label_smoothing"])
-    ssl = run["ssl"]
-    network = build_ssl_network(model, ssl)
-    if method == "simclr":
-        return ViewPair(network, NTXentLoss(ssl["simclr"]["temperature"]))
-    if method == "vicreg":
-        v = ssl["vicreg"]
-        return ViewPair(network, VICRegLoss(v["invariance"], v["variance"], v["covariance"]))
-    if method == "byol":
-        return BYOL(network, ssl["byol"]["predictor_hidden"], ssl["byol"]["momentum_base"])
-    raise ValueError(f"unknown method {method!r}; allowed: supervised, simclr, vicreg, byol")
+    """The objective of a run (its resolved config) around `model`, a freshly built classifier:
+    the one its method names in the method registry (dataworth.methods)."""
+    from dataworth.methods import method_of
+
+    return method_of(run).build_objective(run, model)

@@ -1,4 +1,8 @@
-"""Packed training: K runs of the same architecture and recipe trained together in one process.
+"""Packed training: K runs of the same architecture and recipe trained together as one model.
+
+This is a model transform: `PackedSupervised` is the objective of K supervised runs packed into
+one grouped model, returning one loss per run; the one training loop (loop.py) trains it like
+any objective.
 
 Small runs are dominated by fixed costs (process start, Python dispatch, scheduling), so K of
 them are trained as one *grouped* model instead of K models:
@@ -22,18 +26,13 @@ groups and never touches the others; it is recorded as diverged at the step it w
 from __future__ import annotations
 
 import copy
-import math
-import time
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from dataworth.train.checkpoint import Checkpointer
-from dataworth.train.loop import (
-    BatchStream, TrainResult, fast_path, make_optimizer, restore_resume_point, resume_point,
-)
-from dataworth.train.schedule import warmup_cosine
+from dataworth.train.loop import Member, TrainResult, train
+from dataworth.train.objectives import Objective
 
 
 class GroupedLinear(nn.Module):
@@ -154,110 +153,41 @@ def unpack_state(packed: nn.Module, template: nn.Module, k: int, index: int) -> 
     return state
 
 
-@dataclass
-class PackMember:
-    """One run of a pack: its training data (already on the device) and random streams."""
+class PackedSupervised(Objective):
+    """The cross-entropy of K supervised runs packed into one grouped model: one loss per run."""
 
-    x: torch.Tensor
-    y: torch.Tensor
-    policy: object
-    batch_gen: torch.Generator
-    augment_gen: torch.Generator
+    uses_labels = True
+
+    def __init__(self, models: list[nn.Module], label_smoothing: float, samples: list[torch.Tensor]):
+        super().__init__()
+        self.k = len(models)
+        self.network = pack_modules(models).to(samples[0].device)
+        check_packed(self.network, models, [x[:4].float() for x in samples])
+        self.cross_entropy = nn.CrossEntropyLoss(label_smoothing=label_smoothing, reduction="none")
+
+    def losses(self, batches, layout, amp):
+        xb = layout(torch.cat([policy(x, gen) for x, _, policy, gen in batches], dim=1))  # channel block k = run k
+        yb = torch.stack([y for _, y, _, _ in batches], dim=1)  # (B, K)
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = self.network(xb)
+        logits = logits.float().view(len(yb), self.k, -1)
+        losses = self.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1)).view(len(yb), self.k)
+        return losses.mean(0), (logits.detach().argmax(-1) == yb).sum(0)
+
+    def unpack_into(self, models: list[nn.Module]) -> None:
+        """Each run's trained weights into its own model (in that model's layout)."""
+        for index, model in enumerate(models):
+            model.load_state_dict(unpack_state(self.network, model, self.k, index))
 
 
-def train_packed(models: list[nn.Module], members: list[PackMember], cfg: dict,
+def train_packed(models: list[nn.Module], members: list[Member], cfg: dict,
                  checkpointer: Checkpointer | None = None) -> list[TrainResult]:
-    """Train K same-architecture models together; each ends in its own TrainResult and its own
-    model (the `models` are updated in place from the packed weights).
+    """Train K same-architecture classifiers together (the loop's `train` on `PackedSupervised`);
+    each ends in its own TrainResult, and the `models` are updated in place from the packed weights.
 
-    With a `checkpointer`, the whole pack checkpoints as one (model, optimizer, schedule, every
-    member's generators and batch order, the loss accumulators, the histories), resumes from it,
-    and on a stop request saves it and raises `Preempted`, as the one-run loop does.
+    With a `checkpointer`, the whole pack checkpoints as one and resumes from it.
     """
-    k = len(models)
-    device = members[0].x.device
-    steps, log_every = cfg["steps"], cfg["log_every"]
-    packed = pack_modules(models).to(device)
-    check_packed(packed, models, [m.x[:4].float() for m in members])
-    layout = fast_path(packed, members[0].x, cfg)
-    optimizer = make_optimizer(packed, cfg, device)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, cfg["warmup_steps"], steps))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg["label_smoothing"], reduction="none")
-    streams = [BatchStream(len(m.y), cfg["batch_size"], m.batch_gen, device) for m in members]
-    use_amp = device.type == "cuda"
-    state = {
-        "step": 0,
-        "histories": [[] for _ in range(k)],
-        "loss_sum": torch.zeros(k, device=device),
-        "correct_sum": torch.zeros(k, device=device),
-        "interval_steps": 0,
-        "diverged_at": [None] * k,
-        "compute_seconds": 0.0,  # training-loop time of earlier starts of this pack
-    }
-
-    gens = [m.batch_gen for m in members] + [m.augment_gen for m in members]
-    resumable = (packed, optimizer, schedule, gens, streams)
-
-    def snapshot() -> dict:
-        return resume_point(state, state["compute_seconds"] + time.perf_counter() - start, *resumable)
-
-    saved = checkpointer.load() if checkpointer else None
-    if saved:
-        restore_resume_point(saved, state, *resumable)
-    resumed_from_step = state["step"]
-    histories, diverged_at = state["histories"], state["diverged_at"]
-
-    packed.train()
-    start = time.perf_counter()
-    for step in range(state["step"] + 1, steps + 1):
-        batches, labels = [], []
-        for member, stream in zip(members, streams):
-            idx = stream.next()
-            batches.append(member.policy(member.x[idx], member.augment_gen))
-            labels.append(member.y[idx])
-        xb = layout(torch.cat(batches, dim=1))  # channel block k = run k's batch
-        yb = torch.stack(labels, dim=1)  # (B, K)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits = packed(xb)
-        logits = logits.float().view(len(yb), k, -1)
-        losses = loss_fn(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1)).view(len(yb), k).mean(0)  # (K,)
-        optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()  # disjoint parameters: each run gets exactly its own gradient
-        optimizer.step()
-        lr = schedule.get_last_lr()[0]
-        schedule.step()
-
-        state["step"] = step
-        state["loss_sum"] += losses.detach()
-        state["correct_sum"] += (logits.detach().argmax(-1) == yb).sum(0)
-        state["interval_steps"] += 1
-        if step % log_every == 0 or step == steps:
-            mean_loss = (state["loss_sum"] / state["interval_steps"]).tolist()  # the only host sync
-            accuracy = (state["correct_sum"] / (state["interval_steps"] * len(yb))).tolist()
-            elapsed = state["compute_seconds"] + time.perf_counter() - start
-            for i in range(k):
-                if diverged_at[i] is None:
-                    histories[i].append({"step": step, "loss": mean_loss[i], "accuracy": accuracy[i],
-                                         "lr": lr, "elapsed_seconds": elapsed})
-                    if not math.isfinite(mean_loss[i]):
-                        diverged_at[i] = step
-            state["loss_sum"].zero_(), state["correct_sum"].zero_()
-            state["interval_steps"] = 0
-            if all(d is not None for d in diverged_at):
-                break
-        if checkpointer:
-            checkpointer.at_step_boundary(step, steps, snapshot)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    compute_seconds = state["compute_seconds"] + time.perf_counter() - start
-
-    results = []
-    for i, model in enumerate(models):
-        model.load_state_dict(unpack_state(packed, model, k, i))
-        history = histories[i]
-        status = "ok" if diverged_at[i] is None else "diverged"
-        final_loss = history[-1]["loss"] if history else math.nan
-        # Each run is charged its share of the pack's compute.
-        results.append(TrainResult(status, history[-1]["step"], final_loss, compute_seconds / k, resumed_from_step,
-                                   history))
+    objective = PackedSupervised(models, cfg["label_smoothing"], [m.x for m in members])
+    results = train(objective, members, cfg, checkpointer)
+    objective.unpack_into(models)
     return results

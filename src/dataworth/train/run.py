@@ -22,15 +22,15 @@ from dataworth.augment import build_policy
 from dataworth.data import load_dataset, nested_subset
 from dataworth.files import atomic_path
 from dataworth.models import build_model
+from dataworth.methods import method_of
 from dataworth.runs import RunDir
-from dataworth.study import SUPERVISED
 from dataworth.tracking.live import live_logging
 from dataworth.tracking.provenance import code_version
 from dataworth.tracking.schemas import HISTORY, TRAINING, write_parquet
 from dataworth.train.checkpoint import Checkpointer, StopRequest
-from dataworth.train.loop import train_model
+from dataworth.train.loop import Member, train
 from dataworth.train.objectives import build_objective
-from dataworth.train.packed import PackMember, train_packed
+from dataworth.train.packed import train_packed
 
 
 def resolve_device(name: str) -> torch.device:
@@ -59,20 +59,16 @@ class Prepared:
     """A run ready to train: its model (initialised from the run's seed), data, policy, streams."""
 
     run: dict
-    out: RunDir
+    run_dir: RunDir
     data: object
     objective: object
-    x: torch.Tensor
-    y: torch.Tensor | None
-    policy: object
-    batch_gen: torch.Generator
-    augment_gen: torch.Generator
+    member: Member  # its training data and random streams, as the loop takes them
     process_start: float
     startup: float = 0.0
 
 
-def prepare_run(run: dict, data_path: str | Path, out: RunDir, device: torch.device, process_start: float) -> Prepared:
-    out.write_config(run)
+def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch.device, process_start: float) -> Prepared:
+    run_dir.write_config(run)
     data = load_dataset(data_path, device)
     subset = nested_subset(data.y["train"].cpu().numpy(), run["n_train"], run["seed"])
     subset = torch.as_tensor(subset, device=device)
@@ -85,17 +81,18 @@ def prepare_run(run: dict, data_path: str | Path, out: RunDir, device: torch.dev
     objective = build_objective(run, model).to(device)
     if not objective.uses_labels:
         y = None  # pretraining uses the n samples, not their labels
-    return Prepared(run, out, data, objective, x, y, build_policy(run["augmentation"]["ops"]),
-                    _generator(seeds["batches"], device), _generator(seeds["augment"], device), process_start)
+    member = Member(x, y, build_policy(run["augmentation"]["ops"]), _generator(seeds["batches"], device),
+                    _generator(seeds["augment"], device))
+    return Prepared(run, run_dir, data, objective, member, process_start)
 
 
 def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
     """Write the run's history, weights and (last) training record; returns the record."""
-    run, out = prepared.run, prepared.out
+    run, run_dir = prepared.run, prepared.run_dir
     history = pd.DataFrame(result.history)
     history.insert(0, "run_id", run["run_id"])
-    write_parquet(history, HISTORY, out.history)
-    with atomic_path(out.model) as tmp:
+    write_parquet(history, HISTORY, run_dir.history)
+    with atomic_path(run_dir.model) as tmp:
         torch.save(prepared.objective.network.state_dict(), tmp)
     record = {
         "run_id": run["run_id"],
@@ -114,14 +111,14 @@ def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         **code_version(),
     }
-    write_parquet(pd.DataFrame([record]), TRAINING, out.training)
+    write_parquet(pd.DataFrame([record]), TRAINING, run_dir.training)
     return record
 
 
 def train_run(
     run: dict,
     data_path: str | Path,
-    out: RunDir,
+    run_dir: RunDir,
     threads: int = 1,
     process_start: float | None = None,
     on_log: Callable[[dict], None] | None = None,
@@ -136,17 +133,14 @@ def train_run(
     process_start = time.perf_counter() if process_start is None else process_start
     torch.set_num_threads(threads)
     device = resolve_device(run["train"]["device"])
-    prepared = prepare_run(run, data_path, out, device, process_start)
+    prepared = prepare_run(run, data_path, run_dir, device, process_start)
     checkpointer = Checkpointer(
-        out.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], stop or StopRequest().install()
+        run_dir.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], stop or StopRequest().install()
     )
     prepared.startup = time.perf_counter() - process_start
     with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set
-        result = train_model(
-            prepared.objective, prepared.x, prepared.y, prepared.policy, run["train"],
-            batch_gen=prepared.batch_gen, augment_gen=prepared.augment_gen,
-            checkpointer=checkpointer, on_log=log_row,
-        )
+        result, = train(prepared.objective, [prepared.member], run["train"], checkpointer,
+                        on_log=(lambda member, row: log_row(row)) if log_row else None)
     record = finish_run(prepared, result, device)
     checkpointer.remove()
     return record
@@ -157,14 +151,14 @@ def can_train_together(runs: list[dict], mode: str) -> bool:
 
     `mode` is resources.pack_training: `concurrent`, `sequential`, or `auto`, which trains
     together on CUDA only (on a CPU small models are compute-bound and packing measured no
-    faster). Only supervised runs: the self-supervised objectives are not packed.
+    faster). Only methods whose objective packs (methods.Method.trains_together: supervised).
     """
-    if len(runs) < 2 or mode == "sequential" or any(run["method"] != SUPERVISED for run in runs):
+    if len(runs) < 2 or mode == "sequential" or not all(method_of(run).trains_together for run in runs):
         return False
     return mode == "concurrent" or resolve_device(runs[0]["train"]["device"]).type == "cuda"
 
 
-def train_runs_together(runs: list[dict], data_path: str | Path, outs: list[RunDir], threads: int = 1,
+def train_runs_together(runs: list[dict], data_path: str | Path, run_dirs: list[RunDir], threads: int = 1,
                         process_start: float | None = None, stop: StopRequest | None = None) -> list[dict]:
     """Train a pack's runs concurrently as one grouped model (train/packed.py); returns their records.
 
@@ -175,16 +169,16 @@ def train_runs_together(runs: list[dict], data_path: str | Path, outs: list[RunD
     process_start = time.perf_counter() if process_start is None else process_start
     torch.set_num_threads(threads)
     device = resolve_device(runs[0]["train"]["device"])
-    prepared = [prepare_run(run, data_path, out, device, process_start) for run, out in zip(runs, outs, strict=True)]
-    members = [PackMember(p.x, p.y, p.policy, p.batch_gen, p.augment_gen) for p in prepared]
+    prepared = [prepare_run(run, data_path, run_dir, device, process_start) for run, run_dir in zip(runs, run_dirs, strict=True)]
     checkpointer = Checkpointer(
-        outs[0].pack_checkpoint, "pack:" + ",".join(run["run_id"] for run in runs),
+        run_dirs[0].pack_checkpoint, "pack:" + ",".join(run["run_id"] for run in runs),
         runs[0]["train"]["checkpoint_every_seconds"], stop or StopRequest().install(),
     )
     startup = time.perf_counter() - process_start
     for p in prepared:
         p.startup = startup
-    results = train_packed([p.objective.network for p in prepared], members, runs[0]["train"], checkpointer)
+    results = train_packed([p.objective.network for p in prepared], [p.member for p in prepared], runs[0]["train"],
+                           checkpointer)
     records = [finish_run(p, result, device) for p, result in zip(prepared, results)]
     checkpointer.remove()
     return records

@@ -20,7 +20,7 @@ class HFlip(OpSpec):
     """RandomHorizontalFlip: mirror left-right with probability p (p = 1: every image)."""
 
     op: Literal["hflip"]
-    p: float = Field(default=0.5, ge=0, le=1)
+    p: float = Field(default=0.5, ge=0, le=1, description="probability that an image is mirrored (1: every image)")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
 
     def transform(self, x, gen):
@@ -31,7 +31,7 @@ class VFlip(OpSpec):
     """RandomVerticalFlip: mirror top-bottom with probability p."""
 
     op: Literal["vflip"]
-    p: float = Field(default=0.5, ge=0, le=1)
+    p: float = Field(default=0.5, ge=0, le=1, description="probability that an image is mirrored (1: every image)")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
 
     def transform(self, x, gen):
@@ -43,9 +43,9 @@ class Perspective(OpSpec):
     pixels up to distortion_scale * half the side; fill 0; bilinear by default as torchvision."""
 
     op: Literal["perspective"]
-    distortion_scale: float = Field(default=0.5, ge=0, le=1)
-    p: float = Field(default=0.5, ge=0, le=1)
-    interpolation: Literal["nearest", "bilinear"] = "bilinear"
+    distortion_scale: float = Field(default=0.5, ge=0, le=1, description="largest corner shift, as a fraction of half the side")
+    p: float = Field(default=0.5, ge=0, le=1, description="probability that an image is warped")
+    interpolation: Literal["nearest", "bilinear"] = Field(default="bilinear", description="Pillow's resampling")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
     draw_p_first: ClassVar[bool] = True
 
@@ -82,8 +82,8 @@ class ResizedCrop(OpSpec):
     it; bilinear resize as Pillow enlarges."""
 
     op: Literal["resized_crop"]
-    scale: tuple[float, float] = (0.08, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    scale: tuple[float, float] = Field(default=(0.08, 1.0), description="[low, high] fraction of the image area")
+    ratio: tuple[float, float] = Field(default=(3 / 4, 4 / 3), description="[low, high] aspect ratio (width / height), drawn log-uniform")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
     draw_p_first: ClassVar[bool] = True
 
@@ -146,11 +146,11 @@ class ColorJitter(PixelOp):
     applied in a random order drawn per image."""
 
     op: Literal["color_jitter"]
-    brightness: float = Field(default=0.4, ge=0)
-    contrast: float = Field(default=0.4, ge=0)
-    saturation: float = Field(default=0.4, ge=0)
-    hue: float = Field(default=0.1, ge=0, le=0.5)
-    p: float = Field(default=0.8, ge=0, le=1)
+    brightness: float = Field(default=0.4, ge=0, description="factor uniform in [max(0, 1 - v), 1 + v]; 0 = off")
+    contrast: float = Field(default=0.4, ge=0, description="factor uniform in [max(0, 1 - v), 1 + v]; 0 = off")
+    saturation: float = Field(default=0.4, ge=0, description="factor uniform in [max(0, 1 - v), 1 + v]; 0 = off")
+    hue: float = Field(default=0.1, ge=0, le=0.5, description="hue shift uniform in [-hue, hue] of a turn; 0 = off")
+    p: float = Field(default=0.8, ge=0, le=1, description="probability that an image is jittered")
 
     def draw(self, n: int, gen, device) -> dict:
         import torch
@@ -186,7 +186,7 @@ class Grayscale(PixelOp):
     """RandomGrayscale: Pillow's grey level in every channel, with probability p (0.2 by default)."""
 
     op: Literal["grayscale"]
-    p: float = Field(default=0.2, ge=0, le=1)
+    p: float = Field(default=0.2, ge=0, le=1, description="probability that an image turns grey")
 
     def transform(self, x, gen):
         from dataworth.augment.pixels import grayscale
@@ -198,8 +198,8 @@ class Solarize(PixelOp):
     """RandomSolarize: values at or above `threshold` become 255 - value, with probability p."""
 
     op: Literal["solarize"]
-    threshold: float = Field(default=128, ge=0, le=256)
-    p: float = Field(default=0.2, ge=0, le=1)
+    threshold: float = Field(default=128, ge=0, le=256, description="pixel values at or above it are inverted")
+    p: float = Field(default=0.2, ge=0, le=1, description="probability that an image is solarized")
 
     def transform(self, x, gen):
         import torch
@@ -214,10 +214,10 @@ class GaussianBlur(OpSpec):
     `kernel_size` taps (odd), reflect padding. Works on standardised data as well as on pixels."""
 
     op: Literal["gaussian_blur"]
-    kernel_size: int = Field(default=3, gt=0)
-    sigma_min: float = Field(default=0.1, gt=0)
-    sigma_max: float = Field(default=2.0, gt=0)
-    p: float = Field(default=0.5, ge=0, le=1)
+    kernel_size: int = Field(default=3, gt=0, description="taps of the kernel (odd)")
+    sigma_min: float = Field(default=0.1, gt=0, description="smallest standard deviation, in pixels")
+    sigma_max: float = Field(default=2.0, gt=0, description="largest standard deviation, in pixels")
+    p: float = Field(default=0.5, ge=0, le=1, description="probability that an image is blurred")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
     draw_p_first: ClassVar[bool] = True
 

@@ -162,7 +162,7 @@ class AutoPolicy(OpSpec):
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
     needs_pixels: ClassVar[bool] = True
     draw_p_first: ClassVar[bool] = True
-    interpolation: Literal["nearest", "bilinear"] = "nearest"
+    interpolation: Literal["nearest", "bilinear"] = Field(default="nearest", description="Pillow's resampling of the affine ops")
 
     def draw(self, n: int, gen, device, height: int, width: int) -> dict:
         raise NotImplementedError
@@ -180,7 +180,7 @@ class TrivialAugment(AutoPolicy):
     `num_magnitude_bins` magnitudes of the wide ranges, a random sign where the op is symmetric."""
 
     op: Literal["trivial_augment"]
-    num_magnitude_bins: int = Field(default=31, ge=2)
+    num_magnitude_bins: int = Field(default=31, ge=2, description="magnitude bins of each op's range")
 
     def space(self, height, width):
         return augmentation_space("wide", self.num_magnitude_bins, height, width)
@@ -205,9 +205,9 @@ class RandAugment(AutoPolicy):
     random sign where the op is symmetric."""
 
     op: Literal["rand_augment"]
-    num_ops: int = Field(default=2, ge=1)
-    magnitude: int = Field(default=9, ge=0)
-    num_magnitude_bins: int = Field(default=31, ge=2)
+    num_ops: int = Field(default=2, ge=1, description="ops applied one after another to each image")
+    magnitude: int = Field(default=9, ge=0, description="the magnitude bin every op uses")
+    num_magnitude_bins: int = Field(default=31, ge=2, description="magnitude bins of each op's range")
 
     @model_validator(mode="after")
     def _bin_exists(self):
@@ -241,7 +241,7 @@ class AutoAugment(AutoPolicy):
     steps applies with its probability, at its magnitude bin (of 10), with a random sign."""
 
     op: Literal["auto_augment"]
-    policy: Literal["cifar10"] = "cifar10"
+    policy: Literal["cifar10"] = Field(default="cifar10", description="the learned policy (CIFAR-10's)")
 
     def space(self, height, width):
         return augmentation_space("auto", 10, height, width)

@@ -53,11 +53,11 @@ def cmd_augment_preview(args) -> None:
     import torch
 
     from dataworth.augment.ops import IMAGE
-    from dataworth.cli import _load
     from dataworth.data.datasets import DATASET_SPECS
     from dataworth.files import atomic_path
+    from dataworth.jobs import load_study_or_exit
 
-    study = _load(args.study)
+    study = load_study_or_exit(args.study)
     spec = study.spec
     ds = spec.dataset
     if ds.modality != IMAGE:
@@ -69,7 +69,7 @@ def cmd_augment_preview(args) -> None:
     arrays = DATASET_SPECS[ds.name].model_validate(ds.model_dump()).build()
     x = torch.from_numpy(arrays["x_train"][: args.images]).float()
     stores_pixels = bool(getattr(ds, "stores_pixels", False))
-    out_dir = Path(args.out) if args.out else study.results_dir(args.results) / "augment-preview"
+    out_dir = Path(args.out) if args.out else study.study_dir(args.results).path / "augment-preview"
     for name in names:
         grid = preview_grid(x, list(spec.augmentations[name]), stores_pixels, draws=args.draws, seed=args.seed)
         path = out_dir / f"{name}.png"

@@ -9,8 +9,9 @@ gradients, a disc and a rectangle with hard edges, and pixel noise.
 Tolerances: every colour and histogram op is exact. NEAREST affine warps (shear, translate,
 rotate) are exact except where a source point falls within rounding of a pixel border (Pillow
 accumulates coordinates by repeated addition; we multiply): at most 0.2% of pixels. BILINEAR
-ops differ by less than one grey level (Pillow truncates to uint8; the policies truncate too
-and then agree on at least 99.9% of values).
+ops differ by less than one grey level: Pillow blends in double and truncates to uint8; we blend
+in float32 (grid_sample), untruncated for perspective and resized crop, truncated in the
+policies, which then agree with Pillow on at least 99% of values.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def compare(ours: np.ndarray, ref: np.ndarray, name: str, bilinear: bool = False
     """Exact for colour/histogram ops; the stated tolerance for affine ones."""
     ours, ref = ours.astype(np.int64), ref.astype(np.int64)
     if name in AFFINE and bilinear:
-        assert np.abs(ours - ref).max() <= 1 and (ours != ref).mean() <= 0.001, name
+        assert np.abs(ours - ref).max() <= 1 and (ours != ref).mean() <= 0.01, name
     elif name in AFFINE:
         assert (ours != ref).any(axis=-1).mean() <= 0.002, name
     else:
@@ -299,8 +300,8 @@ def test_perspective_matches_pillow_with_torchvisions_coefficients(interpolation
     ref = np.stack(refs).astype(np.float32)
     if interpolation == "nearest":
         np.testing.assert_array_equal(ours, ref)
-    else:  # exact bilinear blend vs Pillow's truncated one
-        assert np.all((ours - ref >= 0) & (ours - ref < 1))
+    else:  # float32 blend vs Pillow's double blend, truncated
+        assert np.all((ours - ref > -1e-3) & (ours - ref < 1))
     corners = params["end"]
     assert corners[:, 0].max() <= 8 and corners[:, 2].min() >= 31 - 8 - 1  # distortion 0.5 of half the side
 

@@ -22,43 +22,32 @@ def _grid(h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     return xs[None, :].expand(h, w), ys[:, None].expand(h, w)
 
 
-def _gather(x: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
-    """x[n, :, iy[n], ix[n]] for index maps (N, H, W) already inside the image."""
-    n, c, h, w = x.shape
-    flat = (iy * w + ix).view(n, 1, -1).expand(-1, c, -1)
-    return x.reshape(n, c, h * w).gather(2, flat).view(n, c, *iy.shape[1:])
-
-
 def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolation: str,
            quantize: bool = False) -> torch.Tensor:
     """Resample x (N, C, H, W) at source points (N, H', W') with Pillow's rules, fill 0 outside.
 
-    `quantize` truncates bilinear results to whole numbers as Pillow does on uint8 images
-    (for pixel data); without it the blend stays exact (for standardised data)."""
-    n, c, h, w = x.shape
-    if interpolation == "nearest":
-        ix, iy = torch.floor(src_x).long(), torch.floor(src_y).long()
-        inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
-        out = _gather(x, iy.clamp(0, h - 1), ix.clamp(0, w - 1))
-        return out.masked_fill(~inside[:, None], 0.0)
-    if interpolation != "bilinear":
+    One `grid_sample` (align_corners=False puts pixel i's centre at i + 0.5, as Pillow does):
+    nearest takes the pixel containing the point (they differ only for a point exactly on a
+    pixel border); bilinear clamps its neighbours at the edge ('border'), as Pillow does; the
+    fill applies where the point lies outside the image, Pillow's test for both. `quantize`
+    truncates bilinear results to whole numbers as Pillow does on uint8 images (pixel data)."""
+    import torch.nn.functional as F
+
+    if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation {interpolation!r}; allowed: {', '.join(INTERPOLATIONS)}")
+    h, w = x.shape[-2:]
+    nearest = interpolation == "nearest"
     inside = (src_x >= 0) & (src_x < w) & (src_y >= 0) & (src_y < h)
-    sx, sy = src_x - 0.5, src_y - 0.5
-    x0, y0 = torch.floor(sx), torch.floor(sy)
-    dx, dy = (sx - x0)[:, None], (sy - y0)[:, None]
-    x0, y0 = x0.long(), y0.long()
-    xa, xb = x0.clamp(0, w - 1), (x0 + 1).clamp(0, w - 1)
-    ya, yb = y0.clamp(0, h - 1), (y0 + 1).clamp(0, h - 1)
-    # Pillow blends in double; float32 is enough unless the result is truncated to whole numbers.
-    dtype = torch.float64 if quantize else x.dtype
-    xv, dx, dy = x.to(dtype), dx.to(dtype), dy.to(dtype)
-    p00, p01, p10, p11 = _gather(xv, ya, xa), _gather(xv, ya, xb), _gather(xv, yb, xa), _gather(xv, yb, xb)
-    top = p00 + (p01 - p00) * dx
-    out = top + (p10 + (p11 - p10) * dx - top) * dy
-    if quantize:
-        out = torch.floor(out)  # Pillow truncates; the blend is never negative (and floor is vectorised)
-    return out.masked_fill(~inside[:, None], 0.0).to(x.dtype)
+    if nearest:
+        # Pick the pixel in float64 (Pillow's floor), hand grid_sample its centre: a float32 grid
+        # would move points lying just below a pixel border onto it.
+        src_x, src_y = torch.floor(src_x) + 0.5, torch.floor(src_y) + 0.5
+    grid = torch.stack([src_x * (2.0 / w) - 1.0, src_y * (2.0 / h) - 1.0], dim=-1).to(x.dtype)
+    out = F.grid_sample(x, grid, mode=interpolation, padding_mode="zeros" if nearest else "border",
+                        align_corners=False)
+    if quantize and not nearest:
+        out = torch.floor(out)  # Pillow truncates; the blend is never negative
+    return out.masked_fill(~inside[:, None], 0.0)
 
 
 def warp_affine(x: torch.Tensor, matrix: torch.Tensor, interpolation: str, quantize: bool = False) -> torch.Tensor:

@@ -23,31 +23,34 @@ def _grid(h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolation: str,
-           quantize: bool = False) -> torch.Tensor:
+           quantize: bool = False, stays_inside: bool = False) -> torch.Tensor:
     """Resample x (N, C, H, W) at source points (N, H', W') with Pillow's rules, fill 0 outside.
 
     One `grid_sample` (align_corners=False puts pixel i's centre at i + 0.5, as Pillow does):
     nearest takes the pixel containing the point (they differ only for a point exactly on a
     pixel border); bilinear clamps its neighbours at the edge ('border'), as Pillow does; the
     fill applies where the point lies outside the image, Pillow's test for both. `quantize`
-    truncates bilinear results to whole numbers as Pillow does on uint8 images (pixel data)."""
+    truncates bilinear results to whole numbers as Pillow does on uint8 images (pixel data);
+    `stays_inside` skips the fill where no point can leave the image (a resized crop)."""
     import torch.nn.functional as F
 
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation {interpolation!r}; allowed: {', '.join(INTERPOLATIONS)}")
     h, w = x.shape[-2:]
     nearest = interpolation == "nearest"
-    inside = (src_x >= 0) & (src_x < w) & (src_y >= 0) & (src_y < h)
+    inside = None if stays_inside else (src_x >= 0) & (src_x < w) & (src_y >= 0) & (src_y < h)
     if nearest:
         # Pick the pixel in float64 (Pillow's floor), hand grid_sample its centre: a float32 grid
         # would move points lying just below a pixel border onto it.
         src_x, src_y = torch.floor(src_x) + 0.5, torch.floor(src_y) + 0.5
-    grid = torch.stack([src_x * (2.0 / w) - 1.0, src_y * (2.0 / h) - 1.0], dim=-1).to(x.dtype)
+    grid = torch.stack([(src_x * (2.0 / w) - 1.0).to(x.dtype), (src_y * (2.0 / h) - 1.0).to(x.dtype)], dim=-1)
     out = F.grid_sample(x, grid, mode=interpolation, padding_mode="zeros" if nearest else "border",
                         align_corners=False)
     if quantize and not nearest:
         out = torch.floor(out)  # Pillow truncates; the blend is never negative
-    return out.masked_fill(~inside[:, None], 0.0)
+    if stays_inside:
+        return out
+    return out.mul_(inside[:, None])  # the fill, 0 (a broadcast product is vectorised; masked_fill is not)
 
 
 def warp_affine(x: torch.Tensor, matrix: torch.Tensor, interpolation: str, quantize: bool = False) -> torch.Tensor:
@@ -129,13 +132,14 @@ def resized_crop(x: torch.Tensor, top, left, height, width) -> torch.Tensor:
     interpolation as Pillow's `resize` does when enlarging: the triangle filter over the crop,
     clamped at the crop's edges. (A crop never exceeds the image, so nothing is shrunk.)"""
     n, _, h, w = x.shape
-    u, v = _grid(h, w, x.device)
-    as64 = lambda t: t.to(x.device, torch.float64).view(n, 1, 1)
-    top, left, height, width = as64(top), as64(left), as64(height), as64(width)
-    # Source centre in crop coordinates, clamped to the crop's first and last pixel centres.
-    cx = (u * width / w).clamp(min=0.5).minimum(width - 0.5)
-    cy = (v * height / h).clamp(min=0.5).minimum(height - 0.5)
-    return sample(x, left + cx, top + cy, "bilinear")
+    col = lambda t: t.to(x.device, torch.float64).view(n, 1)
+    top, left, height, width = col(top), col(left), col(height), col(width)
+    centres = lambda size: torch.arange(size, device=x.device, dtype=torch.float64)[None, :] + 0.5
+    # Source centre of each output column / row in crop coordinates, clamped to the crop's first
+    # and last pixel centres (separable: computed per column and per row, broadcast once).
+    cx = left + (centres(w) * width / w).clamp(min=0.5).minimum(width - 0.5)  # (n, w)
+    cy = top + (centres(h) * height / h).clamp(min=0.5).minimum(height - 0.5)  # (n, h)
+    return sample(x, cx[:, None, :].expand(n, h, w), cy[:, :, None].expand(n, h, w), "bilinear", stays_inside=True)
 
 
 def windows(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:

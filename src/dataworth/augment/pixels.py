@@ -168,13 +168,12 @@ def _hsv_to_rgb(hue, sat, val):
     q = half_up(v * (1.0 - fs * f))
     t = half_up(v * (1.0 - fs * (1.0 - f)))
     sector = torch.remainder(i, 6).long()
-    choices = {0: (v, t, p), 1: (q, v, p), 2: (p, v, t), 3: (p, q, v), 4: (t, p, v), 5: (v, p, q)}
-    r, g, b = torch.zeros_like(v), torch.zeros_like(v), torch.zeros_like(v)
-    for k, (rk, gk, bk) in choices.items():
-        here = sector == k
-        r, g, b = torch.where(here, rk, r), torch.where(here, gk, g), torch.where(here, bk, b)
-    achromatic = sat == 0
-    rgb = torch.stack([torch.where(achromatic, v, r), torch.where(achromatic, v, g), torch.where(achromatic, v, b)], 1)
+    # Pillow's switch on the sector: which of (v, t, p, q) each of r, g, b takes.
+    table = torch.tensor([[0, 1, 2], [3, 0, 2], [2, 0, 1], [2, 3, 0], [1, 2, 0], [0, 2, 3]], device=hue.device)
+    candidates = torch.stack([v, t, p, q], dim=1)  # (n, 4, h, w)
+    pick = table[sector].permute(0, 3, 1, 2)  # (n, 3, h, w)
+    rgb = candidates.gather(1, pick)
+    rgb = torch.where((sat == 0)[:, None], v[:, None], rgb)  # achromatic: grey at the value
     return rgb.to(val.dtype)
 
 

@@ -87,17 +87,21 @@ def invert(x):
 
 
 def autocontrast(x):
-    """ImageOps.autocontrast (cutoff 0), per channel: stretch [min, max] to [0, 255]; the scale
-    and offset are computed in float64 as Pillow's Python does, then truncated."""
-    x64 = x.to(torch.float64)
-    lo = x64.amin(dim=(2, 3), keepdim=True)
-    hi = x64.amax(dim=(2, 3), keepdim=True)
+    """ImageOps.autocontrast (cutoff 0), per channel: stretch [min, max] to [0, 255]. Like Pillow,
+    a 256-entry lookup table per channel, computed in float64 as Pillow's Python does
+    (int(v * scale + offset)), then looked up by each pixel's value."""
+    n, c, h, w = x.shape
+    values = x.round().clamp(0, 255).long().reshape(n * c, h * w)
+    lo = values.amin(dim=1, keepdim=True).to(torch.float64)
+    hi = values.amax(dim=1, keepdim=True).to(torch.float64)
     flat = hi <= lo
     # A true division (a Python scalar over a tensor would be computed as 255 * (1 / span)).
     scale = torch.full_like(hi, 255.0) / torch.where(flat, torch.ones_like(hi), hi - lo)
     offset = -lo * scale
-    stretched = torch.floor(x64 * scale + offset).clamp(0, 255)  # int() of a value >= 0
-    return torch.where(flat, x64, stretched).to(x.dtype)
+    levels = torch.arange(256, device=x.device, dtype=torch.float64)[None, :]
+    lut = torch.floor(levels * scale + offset).clamp(0, 255)  # int() of a value >= 0 for levels >= lo
+    lut = torch.where(flat, levels, lut).to(x.dtype)
+    return lut.gather(1, values).view(n, c, h, w)
 
 
 def equalize(x):

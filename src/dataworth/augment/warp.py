@@ -37,19 +37,21 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation {interpolation!r}; allowed: {', '.join(INTERPOLATIONS)}")
     h, w = x.shape[-2:]
-    nearest = interpolation == "nearest"
-    inside = None if stays_inside else (src_x >= 0) & (src_x < w) & (src_y >= 0) & (src_y < h)
-    if nearest:
-        # Pick the pixel in float64 (Pillow's floor), hand grid_sample its centre: a float32 grid
-        # would move points lying just below a pixel border onto it.
-        src_x, src_y = torch.floor(src_x) + 0.5, torch.floor(src_y) + 0.5
+    if interpolation == "nearest":
+        # Pick the pixel in float64 (Pillow's floor) and hand grid_sample its centre: a float32
+        # grid would move points lying just below a pixel border onto it. A pixel outside the
+        # image reads grid_sample's zero padding: Pillow's fill, with no mask.
+        gx = (torch.floor(src_x) + 0.5) * (2.0 / w) - 1.0
+        gy = (torch.floor(src_y) + 0.5) * (2.0 / h) - 1.0
+        grid = torch.stack([gx.to(x.dtype), gy.to(x.dtype)], dim=-1)
+        return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     grid = torch.stack([(src_x * (2.0 / w) - 1.0).to(x.dtype), (src_y * (2.0 / h) - 1.0).to(x.dtype)], dim=-1)
-    out = F.grid_sample(x, grid, mode=interpolation, padding_mode="zeros" if nearest else "border",
-                        align_corners=False)
-    if quantize and not nearest:
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if quantize:
         out = torch.floor(out)  # Pillow truncates; the blend is never negative
     if stays_inside:
         return out
+    inside = (src_x >= 0) & (src_x < w) & (src_y >= 0) & (src_y < h)
     return out.mul_(inside[:, None])  # the fill, 0 (a broadcast product is vectorised; masked_fill is not)
 
 
@@ -57,10 +59,13 @@ def warp_affine(x: torch.Tensor, matrix: torch.Tensor, interpolation: str, quant
     """Pillow's AFFINE transform: matrix (N, 6) = (a, b, c, d, e, f) maps an output point (u, v)
     to the source point (a u + b v + c, d u + e v + f)."""
     n, _, h, w = x.shape
-    u, v = _grid(h, w, x.device)
+    u = torch.arange(w, device=x.device, dtype=torch.float64)[None, :] + 0.5  # (1, W)
+    v = torch.arange(h, device=x.device, dtype=torch.float64)[:, None] + 0.5  # (H, 1)
     m = matrix.to(x.device, torch.float64).view(n, 6, 1, 1)
-    src_x = m[:, 0] * u + m[:, 1] * v + m[:, 2]
-    src_y = m[:, 3] * u + m[:, 4] * v + m[:, 5]
+    # Products per row and per column, then (a u + b v) + c: the order that agrees with Pillow's
+    # accumulated coordinates on points near pixel borders (a 135-degree rotation has many).
+    src_x = (m[:, 0] * u + m[:, 1] * v) + m[:, 2]
+    src_y = (m[:, 3] * u + m[:, 4] * v) + m[:, 5]
     return sample(x, src_x, src_y, interpolation, quantize)
 
 

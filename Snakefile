@@ -7,6 +7,7 @@ from dataworth.cluster.resources import snakemake_resources
 from dataworth.packs import Packs
 from dataworth.runs import EVALUATIONS
 from dataworth.study import StudyError, load_study, short_hash
+from dataworth.files import keep_aside, put_back
 
 if not workflow.overwrite_configfiles:
 
@@ -60,6 +61,19 @@ onstart:
     # runs look outdated, and which runs exist is decided by their ids, hashes of what they compute.
     STUDY.write_json(STUDY_JSON)
     PACKS.write()
+    # Snakemake deletes collect's output before collect runs: the last complete metrics.parquet is
+    # kept aside until the workflow ends, and put back if it ends in error.
+    keep_aside(STUDY_DIR.metrics, STUDY_DIR.metrics_aside)
+
+
+onsuccess:
+    STUDY_DIR.metrics_aside.unlink(missing_ok=True)
+
+
+onerror:
+    if put_back(STUDY_DIR.metrics, STUDY_DIR.metrics_aside):
+        print(f"dataworth: the workflow failed; {STUDY_DIR.metrics} is the previous one (outdated: the next "
+              "run collects again)", file=sys.stderr)
 
 
 wildcard_constraints:

@@ -29,6 +29,22 @@ TINY_STUDY = {
 }
 
 
+def complete_file(path: Path) -> Path:
+    """A stand-in for a run's output that passes the cheap validity check of its format (the
+    start and end markers of Parquet and of torch's zip archives), without being a real result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        path.write_bytes(b"PAR1" + bytes(8) + b"PAR1")
+    elif path.suffix == ".pt":
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("stand-in/data.pkl", b"")
+    else:
+        path.write_text("{}")
+    return path
+
+
 @pytest.fixture
 def tiny_study() -> dict:
     return copy.deepcopy(TINY_STUDY)

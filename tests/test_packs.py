@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from conftest import complete_file
 from dataworth.jobs import RunsFailed, for_each_run
 from dataworth.packs import Packs, current_packs, pack_signature, plan_packs
 from dataworth.runs import StudyDir
@@ -85,15 +86,18 @@ def test_markers_follow_the_runs_files(tmp_path, tiny_study):
     for run_id in members:
         (tmp_path / "runs" / run_id).mkdir(parents=True)
         for name in trained:
-            (tmp_path / "runs" / run_id / name).touch()
+            complete_file(tmp_path / "runs" / run_id / name)
     (tmp_path / "runs" / members[2] / "model.pt").unlink()
     assert packs.mark_finished(pack_id) == [] and packs.stale_markers() == []
-    (tmp_path / "runs" / members[2] / "model.pt").touch()
+    complete_file(tmp_path / "runs" / members[2] / "model.pt")
     assert packs.mark_finished(pack_id) == ["train"]
     marker = tmp_path / "packs" / pack_id / "train.done"
     assert marker.exists() and packs.stale_markers() == []
     (tmp_path / "runs" / members[1] / "model.pt").unlink()
-    assert packs.stale_markers() == [(marker, f"run(s) {members[1]} lack their train output")]
+    assert packs.stale_markers() == [(marker, f"run(s) {members[1]} (model.pt missing) lack their train output")]
+    (tmp_path / "runs" / members[1] / "model.pt").write_bytes(b"PK\x03\x04 cut short")  # a truncated write
+    assert packs.stale_markers() == [(marker, f"run(s) {members[1]} (model.pt not a complete torch file "
+                                              "(truncated or overwritten)) lack their train output")]
 
 
 def test_evaluation_markers_record_their_eval_settings(tmp_path, tiny_study):
@@ -105,7 +109,7 @@ def test_evaluation_markers_record_their_eval_settings(tmp_path, tiny_study):
     for run_id in members:
         (tmp_path / "runs" / run_id).mkdir(parents=True)
         for name in ("model.pt", "history.parquet", "training.parquet", "summary.parquet", "rankme.parquet"):
-            (tmp_path / "runs" / run_id / name).touch()
+            complete_file(tmp_path / "runs" / run_id / name)
     assert packs.mark_finished(pack_id) == ["train", "evaluate", "rankme"]
     marker = tmp_path / "packs" / pack_id / "evaluate.done"
     assert json.loads(marker.read_text()) == {"batch_size": 256}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import complete_file
 from dataworth.cluster.resources import slurm_settings, snakemake_resources, submitit_parameters
 from dataworth.cluster.submit import select_runs
 from dataworth.runs import StudyDir
@@ -76,7 +77,7 @@ def test_select_runs_by_the_state_of_their_directory(tiny_study, tmp_path):
     trained = StudyDir(results / study.name).run_dir(ids[2])
     trained.path.mkdir(parents=True)
     for path in (trained.model, trained.history, trained.training):  # trained: all three written
-        path.write_bytes(b"")
+        complete_file(path)
 
     def chosen(status, runs=None):
         return [r["run_id"] for r in select_runs(study, results, status, runs)]

@@ -244,3 +244,52 @@ def test_a_deleted_run_file_is_made_again_by_its_pack_and_nothing_else_retrains(
         assert path.stat().st_mtime_ns == mtime or path.parent.name == gone, path
     assert (runs / gone / "training.parquet").exists() and (runs / unevaluated / "summary.parquet").exists()
     assert "Nothing to be done" in project.snakemake().stderr
+
+
+def test_corrupt_run_files_are_found_named_and_redone_and_metrics_survive_a_failed_collect(project, tiny_study):
+    """A truncated summary.parquet or a garbage model.pt: `plan` shows the run as corrupt with the
+    file, collect by hand names the file (no traceback), the workflow redoes only those runs'
+    stages, and a collect that fails on a file the cheap check misses keeps metrics.parquet."""
+    tiny_study["resources"] = {"runs_per_job": 2}
+    project.write_study(tiny_study)
+    project.snakemake()
+    study = load_study(tiny_study)
+    runs = project.results() / "runs"
+    truncated, garbage = study.runs[0]["run_id"], study.runs[3]["run_id"]
+    summary = runs / truncated / "summary.parquet"
+    summary.write_bytes(summary.read_bytes()[: summary.stat().st_size // 2])
+    (runs / garbage / "model.pt").write_bytes(b"not a model")
+    trained = {p: p.stat().st_mtime_ns for p in runs.glob("*/training.parquet")}
+
+    plan = subprocess.run([str(BIN / "dataworth"), "plan", "params.yaml"], cwd=project.root, capture_output=True,
+                          text=True)
+    assert plan.returncode == 0 and "Traceback" not in plan.stderr, plan.stderr
+    assert f"corrupt: results/tiny/runs/{truncated}/summary.parquet: not a complete Parquet file" in plan.stdout
+    assert f"corrupt: results/tiny/runs/{garbage}/model.pt: not a complete torch file" in plan.stdout
+    assert "2 corrupt" in plan.stdout
+
+    by_hand = subprocess.run([str(BIN / "dataworth"), "collect", "params.yaml", "--out", "by-hand.parquet"],
+                             cwd=project.root, capture_output=True, text=True)
+    assert by_hand.returncode == 1 and "Traceback" not in by_hand.stderr
+    assert f"runs/{truncated}/summary.parquet" in by_hand.stderr and not (project.root / "by-hand.parquet").exists()
+
+    dry = project.snakemake("-n")
+    assert f"{truncated} (summary.parquet not a complete Parquet file" in dry.stderr
+    assert f"{garbage} (model.pt not a complete torch file" in dry.stderr
+    project.snakemake()
+    for path, mtime in trained.items():  # only the run with the garbage model trained again
+        assert path.stat().st_mtime_ns == mtime or path.parent.name == garbage, path
+    metrics = read_parquet(project.results() / "metrics.parquet", METRICS)
+    assert sorted(metrics["run_id"]) == sorted(r["run_id"] for r in study.runs)
+    assert "Nothing to be done" in project.snakemake().stderr
+
+    # A summary that looks complete (both Parquet markers) but is not: collect fails, and the
+    # previous metrics.parquet is put back rather than lost.
+    before = (project.results() / "metrics.parquet").read_bytes()
+    summary.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
+    failed = project.snakemake("--forcerun", "collect", check=False)
+    assert failed.returncode != 0
+    assert f"runs/{truncated}/summary.parquet: not a readable Parquet file" in (
+        project.results() / "logs" / "collect.log").read_text()
+    assert (project.results() / "metrics.parquet").read_bytes() == before
+    assert "is the previous one" in failed.stderr

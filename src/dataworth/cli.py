@@ -49,9 +49,11 @@ def cmd_train(args) -> None:
 def cmd_collect(args) -> None:
     from dataworth.tracking.collect import collect_study
 
+    from dataworth.files import CorruptFile
+
     try:
         metrics = collect_study(load_study_or_exit(args.study), args.results, args.out)
-    except FileNotFoundError as missing:
+    except (FileNotFoundError, CorruptFile) as missing:  # metrics.parquet stays as it was (atomic write)
         fail(str(missing), code=1)
     status = metrics["status"].value_counts().to_dict()
     print(f"collected {len(metrics)} runs into {args.out} ({status})")

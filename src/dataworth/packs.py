@@ -117,8 +117,13 @@ class Packs:
                 if not (evaluations_only and stage == "train")]
 
     def _missing(self, pack_id: str, stage: str) -> list[str]:
-        """The pack's runs without their file of `stage`."""
-        return [run_id for run_id in self.members[pack_id] if not self.study_dir.run_dir(run_id).done(stage)]
+        """The pack's runs without a complete output of `stage`, each as "<run id> (<file>: why)"."""
+        found = []
+        for run_id in self.members[pack_id]:
+            if problems := self.study_dir.run_dir(run_id).missing(stage):
+                path, why = problems[0]
+                found.append(f"{run_id} ({path.name} {why})")
+        return found
 
     def marker_text(self, stage: str) -> str:
         """What a stage's done-marker holds: the eval settings an evaluation ran with (empty for train).

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from dataworth.files import write_text_atomic
+from dataworth.files import file_problem, write_text_atomic
 from dataworth.methods import method_of
 
 
@@ -149,9 +149,21 @@ class RunDir:
         """What the workflow's `stage` leaves in this run (train: model, history, training record)."""
         return [self.path / name for name in STAGES[stage].files]
 
+    def missing(self, stage: str) -> list[tuple[Path, str]]:
+        """The outputs of `stage` this run lacks, each with why: missing, or corrupt (a truncated or
+        overwritten file, found by a cheap check of its format's start and end markers)."""
+        problems = []
+        for path in self.outputs(stage):
+            if not path.exists():
+                problems.append((path, "missing"))
+            elif problem := file_problem(path):
+                problems.append((path, problem))
+        return problems
+
     def done(self, stage: str) -> bool:
-        """Whether this run has every output of `stage` (a deleted one makes the stage run again)."""
-        return all(path.exists() for path in self.outputs(stage))
+        """Whether this run has every output of `stage`, each complete (a deleted or corrupt one
+        makes the stage run again)."""
+        return not self.missing(stage)
 
     @property
     def trained(self) -> bool:
@@ -209,6 +221,11 @@ class StudyDir:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.parquet"
+
+    @property
+    def metrics_aside(self) -> Path:
+        """The last complete metrics.parquet, kept while a workflow that may remake it runs."""
+        return self.logs / "metrics.previous.parquet"
 
     @property
     def fits(self) -> Path:

@@ -27,7 +27,8 @@ for stage in EVALUATIONS.values():
         threads: 1
         resources:
             **SLURM_RESOURCES["evaluate"],
+        # {rule}, not stage.name: Snakemake evaluates a shell line when the job runs, after the loop.
         shell:
-            "dataworth " + stage.name + " --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
+            "dataworth {rule} --study {params.study} --pack {wildcards.pack_id} --runs {params.runs} "
             "--data {input.data} --threads ${{SLURM_CPUS_PER_TASK:-{threads}}} > {log} 2>&1 "
             "&& echo {params.eval:q} > {output}"

@@ -71,10 +71,12 @@ def load_dataset(path: str | Path, device="cpu") -> Dataset:
     """Load a prepared dataset with every split already on `device` (no loader in the hot path)."""
     import torch
 
+    from dataworth.files import load_torch
+
     path = Path(path).resolve()
     key = (str(path), path.stat().st_mtime_ns, str(torch.device(device)))
     if key not in _LOADED:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = load_torch(path)
         x = {s: blob[f"x_{s}"].to(device) for s in SPLITS}
         y = {s: blob[f"y_{s}"].to(device) for s in SPLITS}
         _LOADED.clear()

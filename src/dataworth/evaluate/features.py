@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from dataworth.files import load_torch
 from dataworth.methods import method_of
 from dataworth.models import build_model
 from dataworth.models.ssl import build_ssl_network
@@ -17,7 +18,7 @@ def load_network(run: dict, sample_shape: tuple[int, ...], num_classes: int, mod
     the encoder + projector of a self-supervised one. Both have `features(x)`."""
     model = build_model(run["model"]["name"], run["model"]["width"], sample_shape, num_classes)
     network = build_ssl_network(model, run["ssl"]) if has_projector(run) else model
-    network.load_state_dict(torch.load(model_path, map_location=device, weights_only=True))
+    network.load_state_dict(load_torch(model_path, map_location=device))
     return network.to(device).eval()
 
 

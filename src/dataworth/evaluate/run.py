@@ -15,6 +15,7 @@ import torch
 
 from dataworth.data import load_dataset, nested_subset
 from dataworth.evaluate.classification import evaluate_split
+from dataworth.files import load_torch
 from dataworth.methods import method_of
 from dataworth.models import build_model
 from dataworth.runs import RunDir
@@ -41,7 +42,7 @@ def evaluate_run(run_dir: RunDir, data_path: str | Path, eval_cfg: dict | None =
         device = resolve_device(run["train"]["device"])
         data = load_dataset(data_path, device)
         model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
-        model.load_state_dict(torch.load(run_dir.model, map_location=device, weights_only=True))
+        model.load_state_dict(load_torch(run_dir.model, map_location=device))
         model.to(device)
         subset = torch.as_tensor(nested_subset(data.y["train"].cpu().numpy(), run["n_train"], run["seed"]), device=device)
         splits = {

@@ -109,3 +109,4 @@ def _missing_message(study, study_dir, missing: list[Path]) -> str:
     return (f"study {study.name!r}: {len(missing)} result files are missing: {shown}{more}, though "
             f"{', '.join(markers[:5])}{' ...' if len(markers) > 5 else ''} say done. Run snakemake: it drops "
             f"those markers and makes the missing files again (training only runs that lack theirs)")
+

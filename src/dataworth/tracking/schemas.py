@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataworth.files import atomic_path
+from dataworth.files import CorruptFile, atomic_path
 
 
 def _schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
@@ -184,7 +184,13 @@ def read_parquet(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
     """Read `path` as `schema`. A column the schema gained after the file was written reads as
     null (writers always write every column, so only older files lack one); an unknown column
     is an error."""
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise CorruptFile(f"{path}: not a readable Parquet file ({exc}); delete it and run snakemake to "
+                          "make it again") from None
     unknown = [n for n in table.schema.names if n not in schema.names]
     if unknown:
         raise SchemaError(f"{path}: columns {unknown} are not in the expected schema {schema.names}")

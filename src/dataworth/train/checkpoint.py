@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from dataworth.files import atomic_path
+from dataworth.files import CorruptFile, atomic_path, load_torch
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
@@ -77,9 +77,9 @@ class Checkpointer:
         if not self.path.exists():
             return None
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a checkpoint from an incompatible version: train from scratch
-            print(f"warning: ignoring unreadable checkpoint {self.path}: {exc}", file=sys.stderr)
+            state = load_torch(self.path)
+        except CorruptFile as exc:  # truncated, or from an incompatible version: train from scratch
+            print(f"warning: ignoring unreadable checkpoint ({exc})", file=sys.stderr)
             return None
         if state.get("run_id") != self.run_id:
             print(f"warning: ignoring checkpoint of another run ({state.get('run_id')}) in {self.path}", file=sys.stderr)

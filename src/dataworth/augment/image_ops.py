@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from dataworth.augment.ops import IMAGE, OpSpec
+from dataworth.augment.spec import IMAGE, OpSpec
 
 
 class HFlip(OpSpec):
@@ -166,7 +166,7 @@ class ColorJitter(PixelOp):
                 "hue": (2 * torch.rand(n, generator=gen, device=device, dtype=torch.float64) - 1) * self.hue}
 
     def apply(self, x, params):
-        from dataworth.augment import pixels
+        import dataworth.augment.pixels as pixels
 
         adjust = [
             lambda s, i: pixels.brightness(s, params["brightness"][i]) if self.brightness > 0 else s,

@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from dataworth.augment.ops import IMAGE, OpSpec
+from dataworth.augment.spec import IMAGE, OpSpec
 
 GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 
@@ -110,7 +110,8 @@ def apply_ops(x, space, kind, magnitude, interpolation: str):
     ops share one warp (a matrix per image), each colour op runs on its own slice."""
     import torch
 
-    from dataworth.augment import pixels, warp
+    import dataworth.augment.pixels as pixels
+    import dataworth.augment.warp as warp
 
     n, _, h, w = x.shape
     names = [name for name, _, _ in space]

@@ -231,12 +231,26 @@ def pixel_images(n: int, device, seed: int = 0) -> torch.Tensor:
 def bench_image_augment(device: torch.device, batch: int = 128, repeats: int = 10) -> list[dict]:
     """Each image policy, batched on `device`, against the per-image Pillow pipeline users run in a
     DataLoader (tensor -> PIL -> op -> tensor, one image at a time, one CPU core), batch 128, 32x32 RGB."""
-    import random
-
     from dataworth.augment.pillow_pipeline import run_per_image
 
-    rows, x_cpu = [], pixel_images(batch, "cpu")
+    x_cpu = pixel_images(batch, "cpu")
     x = x_cpu.to(device)
+    # One core each on a CPU: the Pillow pipeline runs one image at a time on one core (a
+    # DataLoader worker), and torch's intra-op threads only add waiting on a busy machine.
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        rows = _image_policy_rows(device, x, x_cpu, batch, repeats, run_per_image)
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def _image_policy_rows(device, x, x_cpu, batch, repeats, run_per_image) -> list[dict]:
+    import random
+
+    rows = []
     for name, ops in IMAGE_POLICY_CASES.items():
         policy, gen, rng = build_policy(ops), torch.Generator(device=device).manual_seed(0), random.Random(0)
         timings = {}
@@ -253,7 +267,7 @@ def bench_image_augment(device: torch.device, batch: int = 128, repeats: int = 1
         rows.append(_row("augment", case, "per-image Pillow (1 core)", "cpu", timings["per-image Pillow"], repeats * batch))
         rows.append(_row("augment", case, "batched", device, timings["batched"], repeats * batch,
                          baseline_seconds=timings["per-image Pillow"],
-                         note=f"threads {torch.get_num_threads()}" if device.type == "cpu" else ""))
+                         note="1 thread" if device.type == "cpu" else ""))
     return rows
 
 

@@ -532,3 +532,15 @@ def test_augment_preview_command_writes_a_png_per_policy(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["augment-preview", str(study), "--policy", "nope", "--out", str(tmp_path / "prev")])
     assert "unknown policy 'nope'; allowed: none, strong" in str(err.value)
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 8, 8), (6, 3, 24, 40), (0, 3, 32, 32)])
+def test_every_image_op_keeps_shape_and_dtype_on_grey_non_square_and_empty_batches(shape):
+    from dataworth.augment.ops import IMAGE, OP_SPECS
+
+    required = {"crop": {"padding": 2, "padding_mode": "symmetric"}, "cutout": {"size": 3}, "noise": {"std": 1.0}}
+    x = torch.randint(0, 256, shape, generator=gen(9)).float()
+    for name, spec in OP_SPECS.items():
+        if IMAGE in spec.modalities:
+            out = build_policy([{"op": name, "p": 1.0, **required.get(name, {})}])(x, gen(0))
+            assert out.shape == x.shape and out.dtype == x.dtype, name

@@ -42,6 +42,8 @@ class OpSpec(BaseModel):
     def __call__(self, x, gen):
         import torch
 
+        if x.shape[0] == 0:  # nothing to draw for (p may have chosen no image of a subset)
+            return x
         if self.draw_p_first and self.p < 1.0:
             # Choose the images first and transform only those (new ops: their draws are free to
             # differ in order from the older ops', whose results must stay as they were).

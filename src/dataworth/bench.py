@@ -4,7 +4,9 @@
 1. trainer: dataworth's training loop against the loop users write today (a Dataset with
    per-sample Python transforms, a DataLoader with worker processes), same model, optimizer,
    batch size and steps;
-2. augment: each batched policy against the same ops applied sample by sample;
+2. augment: each batched policy against the same ops applied sample by sample, and the paper's
+   image policies (TrivialAugment, RandAugment, AutoAugment, flip + crop, perspective, the SSL
+   view) against the per-image Pillow pipeline a DataLoader would run;
 3. packing: K runs trained together (train/packed.py) against the same K runs one by one;
 4. study: the default study end to end against the sum of its runs' training compute, and the
    fixed cost per run (process start to first step); with the study's runs_per_job and with one
@@ -204,6 +206,74 @@ def bench_augment(datasets: dict, device: torch.device, batch: int, repeats: int
     return rows
 
 
+# --- 2b. the paper's image policies against the per-image Pillow pipeline (issue 17) ----------------
+
+IMAGE_POLICY_CASES = {  # name in pillow_pipeline.PIPELINES -> the same policy as a study's ops
+    "trivial_augment": [{"op": "trivial_augment"}],
+    "rand_augment": [{"op": "rand_augment", "num_ops": 2, "magnitude": 9}],
+    "auto_augment": [{"op": "auto_augment"}],
+    "flip_crop": [{"op": "hflip"}, {"op": "crop", "padding": 4}],
+    "perspective": [{"op": "perspective"}],
+    "ssl_view": [{"op": "resized_crop"}, {"op": "hflip"}, {"op": "color_jitter"}, {"op": "grayscale"},
+                 {"op": "gaussian_blur", "kernel_size": 3}, {"op": "solarize"}],
+}
+
+
+def pixel_images(n: int, device, seed: int = 0) -> torch.Tensor:
+    """CIFAR-shaped float 0..255 images with structure (gradients, a bright square, noise), so that
+    histogram and colour ops do real work; no download."""
+    gen = torch.Generator().manual_seed(seed)
+    ramp = torch.linspace(0, 1, 32)
+    base = torch.rand(n, 3, 1, 1, generator=gen) * 255 * ramp[None, None, :, None] \
+        + torch.rand(n, 3, 1, 1, generator=gen) * 255 * (1 - ramp[None, None, None, :])
+    base[:, :, 8:20, 10:22] = torch.rand(n, 3, 1, 1, generator=gen) * 255
+    base = base / 2 + torch.randn(n, 3, 32, 32, generator=gen) * 12
+    return base.round().clamp(0, 255).to(device)
+
+
+def bench_image_augment(device: torch.device, batch: int = 128, repeats: int = 10) -> list[dict]:
+    """Each image policy, batched on `device`, against the per-image Pillow pipeline users run in a
+    DataLoader (tensor -> PIL -> op -> tensor, one image at a time, one CPU core), batch 128, 32x32 RGB."""
+    from dataworth.augment.pillow_pipeline import run_per_image
+
+    x_cpu = pixel_images(batch, "cpu")
+    x = x_cpu.to(device)
+    # One core each on a CPU: the Pillow pipeline runs one image at a time on one core (a
+    # DataLoader worker), and torch's intra-op threads only add waiting on a busy machine.
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        rows = _image_policy_rows(device, x, x_cpu, batch, repeats, run_per_image)
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def _image_policy_rows(device, x, x_cpu, batch, repeats, run_per_image) -> list[dict]:
+    import random
+
+    rows = []
+    for name, ops in IMAGE_POLICY_CASES.items():
+        policy, gen, rng = build_policy(ops), torch.Generator(device=device).manual_seed(0), random.Random(0)
+        timings = {}
+        for variant, fn in (("per-image Pillow", lambda: run_per_image(name, x_cpu, rng)),
+                            ("batched", lambda: policy(x, gen))):
+            fn()
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            _sync(device)
+            timings[variant] = time.perf_counter() - start
+        case = f"{name} batch {batch} 32x32 RGB"
+        rows.append(_row("augment", case, "per-image Pillow (1 core)", "cpu", timings["per-image Pillow"], repeats * batch))
+        rows.append(_row("augment", case, "batched", device, timings["batched"], repeats * batch,
+                         baseline_seconds=timings["per-image Pillow"],
+                         note="1 thread" if device.type == "cpu" else ""))
+    return rows
+
+
 # --- 3. packed runs against the same runs one by one ------------------------------------------------
 
 
@@ -393,6 +463,7 @@ def run_benchmarks(out: Path, device: str = "auto", quick: bool = False, study: 
             datasets[name] = load_dataset(Path(tmp) / f"{name}.pt", dev)
     rows = []
     rows += bench_augment(datasets, dev, batch=128, repeats=3 if quick else 20)
+    rows += bench_image_augment(dev, batch=128, repeats=2 if quick else 10)
     if dev.type == "cuda":
         datasets["cifar-shaped"] = _random_images(dev)
     rows += bench_trainer(datasets, dev, steps=5 if quick else 200, workers=workers, compile=not quick)

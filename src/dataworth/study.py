@@ -544,6 +544,13 @@ def _cross_check(spec: StudySpec) -> list[str]:
                     f"augmentations.{policy}[{j}].op: {op.op!r} does not apply to {modality} data ({ds.name}); "
                     f"allowed: {', '.join(allowed)}"
                 )
+            # --- issue 17: pixel ops (colour, histogram, automatic policies) need 0..255 pixels ---
+            elif op.needs_pixels and not getattr(ds, "stores_pixels", False):
+                allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities and not s.needs_pixels)
+                problems.append(
+                    f"augmentations.{policy}[{j}].op: {op.op!r} acts on 0..255 pixel values, but {ds.name} stores "
+                    f"standardised values; allowed here: {', '.join(allowed)}"
+                )
     for i, model in enumerate(spec.grid.model):
         if modality not in MODEL_MODALITIES[model.name]:
             allowed = sorted(k for k, m in MODEL_MODALITIES.items() if modality in m)

@@ -1,9 +1,12 @@
-"""Datasets, all offline: generated (mnist1d, synthetic, synthetic_images) or bundled with a dependency (digits).
+"""Datasets, all offline: generated (mnist1d, synthetic, synthetic_images), bundled with a dependency
+(digits), or read from the standard files their publishers distribute (pixel_datasets.py: CIFAR, CINIC-10, ...).
 
-Each dataset spec builds four arrays once per study: the training pool (from which nested
+Each dataset spec builds six arrays once per study: the training pool (from which nested
 subsets are drawn), a fixed test set, and a fixed out-of-distribution (OOD) test set, a
 documented corruption of the test set. Signals are stored as (N, 1, L) float32, images as
 (N, 1, H, W) float32, both standardised with the training pool's statistics; labels int64.
+Datasets read from files store pixels instead (`stores_pixels`): uint8 (N, C, H, W), normalised
+on the device per batch (see `Dataset.model_input`).
 """
 
 from __future__ import annotations
@@ -11,24 +14,12 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-SIGNAL = "signal1d"
-IMAGE = "image"
+from dataworth.data.pixel_datasets import PIXEL_DATASET_SPECS
+from dataworth.data.spec import IMAGE, SIGNAL, DatasetSpec
 
-
-class DatasetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    modality: ClassVar[str]
-    ood_description: ClassVar[str]
-
-    def train_pool_size(self) -> int:
-        raise NotImplementedError
-
-    def build(self) -> dict[str, np.ndarray]:
-        """Returns x_train, y_train, x_test, y_test, x_ood, y_ood."""
-        raise NotImplementedError
-
+__all__ = ["DATASET_SPECS", "IMAGE", "SIGNAL", "DatasetSpec"]
 
 def _correlated_noise(rng: np.random.Generator, shape: tuple, scale: float, length_scale: float) -> np.ndarray:
     """Gaussian noise smoothed along the last axis with a Gaussian kernel, rescaled to std `scale`."""
@@ -212,4 +203,5 @@ DATASET_SPECS: dict[str, type[DatasetSpec]] = {
     "digits": DigitsSpec,
     "synthetic": SyntheticSpec,
     "synthetic_images": SyntheticImagesSpec,
+    **PIXEL_DATASET_SPECS,  # read from their publishers' files (pixel_datasets.py)
 }

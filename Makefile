@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-unit plan dry-run report bench ui docs clean-results lock help slurm-up slurm-down test-slurm
+.PHONY: setup demo test test-unit plan dry-run report bench gpu-check ui docs clean-results lock help slurm-up slurm-down test-slurm
 
 help:
 	@echo "make demo    run the default study (params.yaml) end to end"
@@ -16,6 +16,8 @@ help:
 	@echo "make report  rebuild the default study's fits, exchange rates, tables and figures (no training)"
 	@echo "make ui      the MLflow UI over a study's runs on 127.0.0.1 (STUDY=params.yaml; after snakemake track)"
 	@echo "make bench   throughput benchmarks against baselines (a table + results/bench/bench.parquet)"
+	@echo "make gpu-check  acceptance check of the CUDA path, < 10 min on a GPU (a table + results/gpu-check/gpu-check.parquet;"
+	@echo "                without CUDA a reduced CPU form); exits 1 naming the failed parts"
 	@echo "make docs    rewrite the generated parts of docs/ (study keys, Parquet schemas) from the code"
 	@echo "make setup   only create the pinned environment in .venv"
 	@echo "make slurm-up    (root, Debian 12) install and start the one-node SLURM test cluster; slurm-down stops it"
@@ -61,6 +63,11 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/dataworth bench
+
+# Does the CUDA path work here, and how fast is it (docs/gpu-check.md)? Exit status 1 names every
+# failed part; without CUDA the same parts run reduced on the CPU and say so.
+gpu-check: $(STAMP)
+	$(BIN)/python scripts/gpu-check $(GPU_CHECK_ARGS)
 
 # The study-key tables and Parquet schemas in docs/ are generated from the code (dataworth/docs.py);
 # tests/test_docs.py fails while they are stale.

@@ -4,11 +4,16 @@
 1. trainer: dataworth's training loop against the loop users write today (a Dataset with
    per-sample Python transforms, a DataLoader with worker processes), same model, optimizer,
    batch size and steps;
-2. augment: each batched policy against the same ops applied sample by sample;
+2. augment: each batched policy against the same ops applied sample by sample, and the paper's
+   image policies (TrivialAugment, RandAugment, AutoAugment, flip + crop, perspective, the SSL
+   view) against the per-image Pillow pipeline a DataLoader would run;
 3. packing: K runs trained together (train/packed.py) against the same K runs one by one;
 4. study: the default study end to end against the sum of its runs' training compute, and the
    fixed cost per run (process start to first step); with the study's runs_per_job and with one
-   run per job.
+   run per job;
+5. data: loading a dataset from its prepared uint8 cache against reading its original files (a
+   CINIC-10-shaped PNG folder written on the fly), and 32x32 RGB images per second fed to the
+   trainer at batch 128 from uint8 pixels normalised per batch against stored float32.
 """
 
 from __future__ import annotations
@@ -165,11 +170,14 @@ def bench_trainer(datasets: dict, device: torch.device, steps: int, workers: int
 
 
 def _flops_note(model_name: str, width: int, samples: int, seconds: float, data) -> str:
-    """For the reference case: the arithmetic rate reached, at about 1.7 GFLOP per training sample
-    (forward and backward of ResNet-18 width 64 on a 32x32 image)."""
+    """For the reference case: the arithmetic rate reached, against the forward + backward FLOPs
+    of one training sample measured by models/flops.py (3.33 GFLOP for ResNet-18 width 64, 32x32)."""
     if (model_name, width, data.sample_shape) != ("resnet18", 64, (3, 32, 32)):
         return ""
-    return f"{samples * 1.7e9 / seconds / 1e12:.1f} TFLOP/s at 1.7 GFLOP per training sample"
+    from dataworth.models.flops import flops_per_sample
+
+    flops = flops_per_sample(model_name, width, data.sample_shape, data.num_classes)
+    return f"{samples * flops / seconds / 1e12:.1f} TFLOP/s at {flops / 1e9:.2f} GFLOP per training sample (measured)"
 
 
 # --- 2. batched augmentation against a per-sample loop --------------------------------------------
@@ -198,6 +206,74 @@ def bench_augment(datasets: dict, device: torch.device, batch: int, repeats: int
                          repeats * batch))
         rows.append(_row("augment", f"{name} batch {batch}", "batched", device, timings["batched"], repeats * batch,
                          baseline_seconds=timings["per-sample loop"]))
+    return rows
+
+
+# --- 2b. the paper's image policies against the per-image Pillow pipeline (issue 17) ----------------
+
+IMAGE_POLICY_CASES = {  # name in pillow_pipeline.PIPELINES -> the same policy as a study's ops
+    "trivial_augment": [{"op": "trivial_augment"}],
+    "rand_augment": [{"op": "rand_augment", "num_ops": 2, "magnitude": 9}],
+    "auto_augment": [{"op": "auto_augment"}],
+    "flip_crop": [{"op": "hflip"}, {"op": "crop", "padding": 4}],
+    "perspective": [{"op": "perspective"}],
+    "ssl_view": [{"op": "resized_crop"}, {"op": "hflip"}, {"op": "color_jitter"}, {"op": "grayscale"},
+                 {"op": "gaussian_blur", "kernel_size": 3}, {"op": "solarize"}],
+}
+
+
+def pixel_images(n: int, device, seed: int = 0) -> torch.Tensor:
+    """CIFAR-shaped float 0..255 images with structure (gradients, a bright square, noise), so that
+    histogram and colour ops do real work; no download."""
+    gen = torch.Generator().manual_seed(seed)
+    ramp = torch.linspace(0, 1, 32)
+    base = torch.rand(n, 3, 1, 1, generator=gen) * 255 * ramp[None, None, :, None] \
+        + torch.rand(n, 3, 1, 1, generator=gen) * 255 * (1 - ramp[None, None, None, :])
+    base[:, :, 8:20, 10:22] = torch.rand(n, 3, 1, 1, generator=gen) * 255
+    base = base / 2 + torch.randn(n, 3, 32, 32, generator=gen) * 12
+    return base.round().clamp(0, 255).to(device)
+
+
+def bench_image_augment(device: torch.device, batch: int = 128, repeats: int = 10) -> list[dict]:
+    """Each image policy, batched on `device`, against the per-image Pillow pipeline users run in a
+    DataLoader (tensor -> PIL -> op -> tensor, one image at a time, one CPU core), batch 128, 32x32 RGB."""
+    from dataworth.augment.pillow_pipeline import run_per_image
+
+    x_cpu = pixel_images(batch, "cpu")
+    x = x_cpu.to(device)
+    # One core each on a CPU: the Pillow pipeline runs one image at a time on one core (a
+    # DataLoader worker), and torch's intra-op threads only add waiting on a busy machine.
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        rows = _image_policy_rows(device, x, x_cpu, batch, repeats, run_per_image)
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+def _image_policy_rows(device, x, x_cpu, batch, repeats, run_per_image) -> list[dict]:
+    import random
+
+    rows = []
+    for name, ops in IMAGE_POLICY_CASES.items():
+        policy, gen, rng = build_policy(ops), torch.Generator(device=device).manual_seed(0), random.Random(0)
+        timings = {}
+        for variant, fn in (("per-image Pillow", lambda: run_per_image(name, x_cpu, rng)),
+                            ("batched", lambda: policy(x, gen))):
+            fn()
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            _sync(device)
+            timings[variant] = time.perf_counter() - start
+        case = f"{name} batch {batch} 32x32 RGB"
+        rows.append(_row("augment", case, "per-image Pillow (1 core)", "cpu", timings["per-image Pillow"], repeats * batch))
+        rows.append(_row("augment", case, "batched", device, timings["batched"], repeats * batch,
+                         baseline_seconds=timings["per-image Pillow"],
+                         note="1 thread" if device.type == "cpu" else ""))
     return rows
 
 
@@ -241,12 +317,86 @@ def bench_packing(datasets: dict, device: torch.device, steps: int, ks: tuple[in
     return rows
 
 
+# --- 5. dataset files: the prepared cache, and feeding the trainer from uint8 pixels ---------------
+
+
+def _write_png_folder(root: Path, n: int, gen: torch.Generator) -> None:
+    """A CINIC-10-shaped pool: cinic-10/{train,valid,test}/<class>/*.png, random 32x32 RGB."""
+    from PIL import Image
+
+    from dataworth.data.sources import CIFAR10_CLASSES
+
+    pixels = torch.randint(0, 256, (n, 32, 32, 3), generator=gen, dtype=torch.uint8).numpy()
+    for split in ("train", "valid", "test"):
+        for label, cls in enumerate(CIFAR10_CLASSES):
+            (root / "cinic-10" / split / cls).mkdir(parents=True)
+        for i in range(n):
+            cls = CIFAR10_CLASSES[i % 10]
+            Image.fromarray(pixels[i]).save(root / "cinic-10" / split / cls / f"n{i:07d}.png")
+
+
+def bench_data(device: torch.device, images: int, batches: int) -> list[dict]:
+    from dataworth.data import _LOADED
+    from dataworth.data.readers import read_image_folder
+    from dataworth.data.sources import CIFAR10_CLASSES
+
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    with tempfile.TemporaryDirectory(prefix="dataworth-bench-data-") as tmp:
+        root = Path(tmp)
+        _write_png_folder(root, images, gen)
+        config = {"name": "cinic10", "root": str(root), "pool": "train+valid", "ood": "cinic10:test"}
+        prepare_dataset(config, root / "data.pt")  # converts once (not timed: it happens once per root)
+        case = f"CINIC-10-shaped pool, {2 * images:,} 32x32 PNGs"
+        start = time.perf_counter()
+        for split in ("train", "valid"):
+            read_image_folder(root / "cinic-10" / split, list(CIFAR10_CLASSES), mode="RGB")
+        originals = time.perf_counter() - start
+        rows.append(_row("data", case, "read the original PNG files", "cpu", originals, 2 * images))
+        _LOADED.clear()
+        start = time.perf_counter()
+        data = load_dataset(root / "data.pt", device)
+        _sync(device)
+        cached = time.perf_counter() - start
+        rows.append(_row("data", case, "load the prepared uint8 cache", device, cached, 2 * images,
+                         baseline_seconds=originals, note="all three splits, onto the device"))
+
+        # Feeding the trainer: batch indices, gather, (no augmentation), normalise: the loop's work
+        # before the forward pass. Baseline: the pool stored as standardised float32 (4x the memory).
+        batch = RECIPE["batch_size"]
+        x_pixels = data.x["train"]
+        x_float = data.eval_input(x_pixels)
+        feed = data.training_policy(lambda b, g: b)
+        variants = (("stored float32, standardised", lambda idx: x_float[idx]),
+                    ("stored uint8, normalised per batch", lambda idx: feed(x_pixels[idx], None)))
+        timings = {}
+        for variant, fetch in variants:
+            stream = BatchStream(len(x_pixels), batch, torch.Generator(device=device).manual_seed(0), device)
+            fetch(stream.next())
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(batches):
+                out = fetch(stream.next())
+            _sync(device)
+            timings[variant] = time.perf_counter() - start
+            assert out.dtype == torch.float32 and out.shape == (batch, 3, 32, 32)
+        base = "stored float32, standardised"
+        for variant, seconds in timings.items():
+            rows.append(_row("data", f"32x32 RGB fed to the trainer, batch {batch}", variant, device, seconds,
+                             batches * batch, batches, None if variant == base else timings[base],
+                             note=f"pool {x_pixels.element_size() * x_pixels.nelement() / 2**20:.0f} MB as uint8"
+                             if variant != base else ""))
+        _LOADED.clear()
+    return rows
+
+
 # --- 4. the default study end to end ------------------------------------------------------------
 
 
-def _run_study(repo: Path, spec: dict, cores: int) -> tuple[float, pd.DataFrame, list[float], int]:
-    """Run the study `spec` from scratch in a temporary copy of the workflow with real Snakemake;
-    its wall seconds, metrics table, each run's start-up seconds and its number of packs."""
+def _run_study(repo: Path, spec: dict, cores: int, targets: tuple[str, ...] = ()) -> tuple[float, pd.DataFrame, list[float], int]:
+    """Run the study `spec` from scratch in a temporary copy of the workflow with real Snakemake
+    (its default target, or `targets`); its wall seconds, metrics table, each run's start-up
+    seconds and its number of packs."""
     import json
 
     import yaml
@@ -263,7 +413,7 @@ def _run_study(repo: Path, spec: dict, cores: int) -> tuple[float, pd.DataFrame,
         bin_dir = Path(sys.executable).parent  # the rules call `dataworth`: it must be on PATH
         env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
         start = time.perf_counter()
-        proc = subprocess.run([str(bin_dir / "snakemake"), "--cores", str(cores)], cwd=root, env=env,
+        proc = subprocess.run([str(bin_dir / "snakemake"), "--cores", str(cores), *targets], cwd=root, env=env,
                               capture_output=True, text=True)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
@@ -317,10 +467,12 @@ def run_benchmarks(out: Path, device: str = "auto", quick: bool = False, study: 
             datasets[name] = load_dataset(Path(tmp) / f"{name}.pt", dev)
     rows = []
     rows += bench_augment(datasets, dev, batch=128, repeats=3 if quick else 20)
+    rows += bench_image_augment(dev, batch=128, repeats=2 if quick else 10)
     if dev.type == "cuda":
         datasets["cifar-shaped"] = _random_images(dev)
     rows += bench_trainer(datasets, dev, steps=5 if quick else 200, workers=workers, compile=not quick)
     rows += bench_packing(datasets, dev, steps=5 if quick else 200, ks=(1, 4) if quick else (1, 4, 16))
+    rows += bench_data(dev, images=300 if quick else 5000, batches=20 if quick else 400)
     table = _write(rows, out)  # written before the study, which takes minutes and may fail
     if study:
         table = _write(rows + bench_study(repo, study, cores), out)

@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     from dataworth.cluster.submit import register as register_cluster_commands
 
     register_cluster_commands(sub)
+    from dataworth.data.commands import register as register_data_commands
+
+    register_data_commands(sub)
+    from dataworth.augment.preview import register as register_augment_preview
+
+    register_augment_preview(sub)
     return parser
 
 

@@ -209,7 +209,8 @@ def augmentation_ops() -> str:
 
     lines = ["| op | data | what it does |", "|---|---|---|"]
     for name, spec in OP_SPECS.items():
-        lines.append(f"| `{name}` | {', '.join(spec.modalities)} | {_cell(_doc(spec))} |")
+        data = ", ".join(spec.modalities) + (" (pixels)" if spec.needs_pixels else "")  # issue 17
+        lines.append(f"| `{name}` | {data} | {_cell(_doc(spec))} |")
     lines += ["", "| op.parameter | type | default | meaning |", "|---|---|---|---|"]
     for name, spec in OP_SPECS.items():
         for key, field in spec.model_fields.items():

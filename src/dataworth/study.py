@@ -472,7 +472,8 @@ class Study:
 
     def dataset_id(self) -> str:
         """Names the prepared-data file: changes whenever the dataset config does."""
-        return f"{self.spec.dataset.name}-{short_hash(self.dataset_config(), 8)}"
+        # identity(): the config, less the execution-only data root (issue 16; dataset files).
+        return f"{self.spec.dataset.name}-{short_hash(self.spec.dataset.identity(), 8)}"
 
     def run(self, run_id: str) -> dict:
         try:
@@ -543,7 +544,7 @@ def _expand(spec: StudySpec) -> list[dict]:
             continue
         train = spec.train.model_dump()
         identity = {
-            "dataset": spec.dataset.model_dump(),
+            "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
             "method": method,
             "n_train": n_train,
             "augmentation": {"name": aug_name, "ops": [op.model_dump() for op in spec.augmentations[aug_name]]},
@@ -571,6 +572,15 @@ def _cross_check(spec: StudySpec) -> list[str]:
     """Checks that need more than one field: sizes vs. the dataset, ops and models vs. the data."""
     problems = []
     ds: DatasetSpec = spec.dataset
+    # --- issue 16: a dataset read from files is found, checked and prepared before anything else.
+    if ds.stores_pixels:
+        from dataworth.data.readers import DataFileError
+
+        try:
+            ds.prepared()
+        except DataFileError as exc:
+            return [f"dataset: {exc}"]
+    # ---
     modality = ds.modality
     pool = ds.train_pool_size()
     for i, n in enumerate(spec.grid.n_train):
@@ -623,6 +633,13 @@ def _cross_check(spec: StudySpec) -> list[str]:
                 problems.append(
                     f"augmentations.{policy}[{j}].op: {op.op!r} does not apply to {modality} data ({ds.name}); "
                     f"allowed: {', '.join(allowed)}"
+                )
+            # --- issue 17: pixel ops (colour, histogram, automatic policies) need 0..255 pixels ---
+            elif op.needs_pixels and not getattr(ds, "stores_pixels", False):
+                allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities and not s.needs_pixels)
+                problems.append(
+                    f"augmentations.{policy}[{j}].op: {op.op!r} acts on 0..255 pixel values, but {ds.name} stores "
+                    f"standardised values; allowed here: {', '.join(allowed)}"
                 )
     for i, model in enumerate(spec.grid.model):
         if modality not in MODEL_MODALITIES[model.name]:

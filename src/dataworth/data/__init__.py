@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from dataworth.data.cache import content_hash as _content_hash
+from dataworth.data.cache import load_arrays
 from dataworth.data.datasets import DATASET_SPECS
+from dataworth.data.readers import DataFileError
 from dataworth.data.subsets import nested_subset, stratified_order
 
 SPLITS = ("train", "test", "ood")
 
-__all__ = ["DATASET_SPECS", "Dataset", "load_dataset", "nested_subset", "prepare_dataset", "stratified_order"]
-
-
-def _content_hash(arrays: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        digest.update(key.encode())
-        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
-    return digest.hexdigest()
+__all__ = ["DATASET_SPECS", "DataFileError", "Dataset", "load_dataset", "nested_subset", "prepare_dataset",
+           "stratified_order"]
 
 
 def prepare_dataset(config: dict, out: str | Path) -> dict:
-    """Build the dataset described by `config` and write it atomically to `out` (.pt)."""
+    """Build the dataset described by `config` and write it atomically to `out` (.pt).
+
+    A dataset that stores pixels is prepared in the shared cache under its data root; `out` is
+    then a small pointer (its meta, with the folder of its memory-mappable arrays)."""
     import torch
 
     from dataworth.files import atomic_path
 
     spec = DATASET_SPECS[config["name"]].model_validate(config)
+    if spec.stores_pixels:
+        meta = spec.prepared()
+        with atomic_path(out) as tmp:
+            torch.save({"meta": meta}, tmp)
+        return meta
     arrays = spec.build()
     meta = {
         "config": spec.model_dump(),
@@ -49,8 +51,9 @@ def prepare_dataset(config: dict, out: str | Path) -> dict:
 @dataclass
 class Dataset:
     meta: dict
-    x: dict  # split -> tensor on the device
+    x: dict  # split -> tensor on the device (uint8 pixels where stores_pixels)
     y: dict
+    _scale: tuple = field(default=(), repr=False)  # pixels: per-channel (mean, std) on the device
 
     @property
     def num_classes(self) -> int:
@@ -59,6 +62,53 @@ class Dataset:
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.meta["sample_shape"])
+
+    @property
+    def stores_pixels(self) -> bool:
+        return bool(self.meta.get("stores_pixels"))
+
+    # -- what the network sees. A pixel dataset keeps uint8 on the device (4x less memory than
+    # float); a batch becomes float pixels (0..255), is augmented in pixel units, and is
+    # normalised here with the training pool's per-channel mean and std. Other datasets are
+    # stored standardised: these are then the identity.
+
+    def model_input(self, x_pixels):
+        """A float batch in pixel units (after augmentation) -> the network's input."""
+        if not self.stores_pixels:
+            return x_pixels
+        mean, std = self._scale
+        return (x_pixels - mean) / std
+
+    def eval_input(self, x):
+        """An un-augmented batch as stored -> the network's input."""
+        return self.model_input(x.float()) if self.stores_pixels else x
+
+    def training_policy(self, policy):
+        """Wraps an augmentation policy so that it sees float pixels and the network normalised input."""
+        if not self.stores_pixels:
+            return policy
+        return lambda batch, gen: self.model_input(policy(batch.float(), gen))
+
+    def for_evaluation(self, network):
+        """`network` taking stored batches (forward and `features`), for evaluating a trained run."""
+        if not self.stores_pixels:
+            return network
+        from dataworth.data.pixels import StoredInput
+
+        return StoredInput(network, self)
+
+
+def _arrays_here(meta: dict) -> dict:
+    """The pointer's meta, or, where its arrays are not on this machine (results prepared elsewhere
+    and pulled) and DATAWORTH_DATA names a root here, the same dataset prepared under that root."""
+    if Path(meta["arrays_dir"], "meta.json").exists() or not os.environ.get("DATAWORTH_DATA"):
+        return meta  # load_arrays names what is missing
+    spec = DATASET_SPECS[meta["config"]["name"]].model_validate(meta["config"])
+    here = spec.prepared()
+    if here["sha256"] != meta["sha256"]:
+        raise DataFileError(f"the dataset files under {spec.data_root()} hold other images than the ones this "
+                            f"study was prepared with (sha256 {here['sha256'][:12]}, not {meta['sha256'][:12]})")
+    return here
 
 
 # The last dataset loaded, per process: a job that trains or evaluates a pack of runs reads and
@@ -77,8 +127,15 @@ def load_dataset(path: str | Path, device="cpu") -> Dataset:
     key = (str(path), path.stat().st_mtime_ns, str(torch.device(device)))
     if key not in _LOADED:
         blob = load_torch(path)
+        scale = ()
+        if blob["meta"].get("stores_pixels"):  # a pointer into the prepared cache
+            blob["meta"] = _arrays_here(blob["meta"])
+            blob.update({k: torch.from_numpy(v) for k, v in load_arrays(blob["meta"]).items()})
+            channels = (-1, 1, 1)
+            scale = tuple(torch.tensor(blob["meta"][k], dtype=torch.float32, device=device).view(channels)
+                          for k in ("mean", "std"))
         x = {s: blob[f"x_{s}"].to(device) for s in SPLITS}
         y = {s: blob[f"y_{s}"].to(device) for s in SPLITS}
         _LOADED.clear()
-        _LOADED[key] = Dataset(meta=blob["meta"], x=x, y=y)
+        _LOADED[key] = Dataset(meta=blob["meta"], x=x, y=y, _scale=scale)
     return _LOADED[key]

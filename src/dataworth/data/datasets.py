@@ -1,9 +1,12 @@
-"""Datasets, all offline: generated (mnist1d, synthetic) or bundled with a dependency (digits).
+"""Datasets, all offline: generated (mnist1d, synthetic, synthetic_images), bundled with a dependency
+(digits), or read from the standard files their publishers distribute (pixel_datasets.py: CIFAR, CINIC-10, ...).
 
-Each dataset spec builds four arrays once per study: the training pool (from which nested
+Each dataset spec builds six arrays once per study: the training pool (from which nested
 subsets are drawn), a fixed test set, and a fixed out-of-distribution (OOD) test set, a
 documented corruption of the test set. Signals are stored as (N, 1, L) float32, images as
 (N, 1, H, W) float32, both standardised with the training pool's statistics; labels int64.
+Datasets read from files store pixels instead (`stores_pixels`): uint8 (N, C, H, W), normalised
+on the device per batch (see `Dataset.model_input`).
 """
 
 from __future__ import annotations
@@ -11,24 +14,12 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-SIGNAL = "signal1d"
-IMAGE = "image"
+from dataworth.data.pixel_datasets import PIXEL_DATASET_SPECS
+from dataworth.data.spec import IMAGE, SIGNAL, DatasetSpec
 
-
-class DatasetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    modality: ClassVar[str]
-    ood_description: ClassVar[str]
-
-    def train_pool_size(self) -> int:
-        raise NotImplementedError
-
-    def build(self) -> dict[str, np.ndarray]:
-        """Returns x_train, y_train, x_test, y_test, x_ood, y_ood."""
-        raise NotImplementedError
-
+__all__ = ["DATASET_SPECS", "IMAGE", "SIGNAL", "DatasetSpec"]
 
 def _correlated_noise(rng: np.random.Generator, shape: tuple, scale: float, length_scale: float) -> np.ndarray:
     """Gaussian noise smoothed along the last axis with a Gaussian kernel, rescaled to std `scale`."""
@@ -163,8 +154,54 @@ class SyntheticSpec(DatasetSpec):
         return _standardise(arrays)
 
 
+class SyntheticImagesSpec(DatasetSpec):
+    """Tiny image data shaped like CIFAR (3x32x32 by default), for tests and the GPU check: noisy,
+    randomly shifted copies of random blocky class templates. No download, built in a moment."""
+
+    name: Literal["synthetic_images"]
+    train_pool: int = Field(default=1024, gt=0, description="training samples generated (grid sizes <= this)")
+    test_size: int = Field(default=256, gt=0, description="fixed test set size (the OOD set has the same size)")
+    num_classes: int = Field(default=10, ge=2, description="classes, one template each")
+    channels: int = Field(default=3, ge=1, description="colour channels")
+    size: int = Field(default=32, ge=8, description="height and width in pixels")
+    noise: float = Field(default=0.8, ge=0, description="std of the i.i.d. noise added to each pixel")
+    seed: int = Field(default=0, ge=0, description="generator seed: fixes the data for the whole study")
+
+    modality: ClassVar[str] = IMAGE
+    ood_description: ClassVar[str] = "synthetic image test set with its noise std doubled"
+
+    def train_pool_size(self) -> int:
+        return self.train_pool
+
+    def build(self) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        # 4x4 blocks of colour per class, upsampled: structure a convolution can learn quickly.
+        coarse = rng.standard_normal((self.num_classes, self.channels, 4, 4))
+        block = -(-self.size // 4)
+        templates = np.kron(coarse, np.ones((1, 1, block, block)))[:, :, : self.size, : self.size]
+        total = self.train_pool + self.test_size
+        y = np.arange(total) % self.num_classes
+        rng.shuffle(y)
+        shifts = rng.integers(-2, 3, size=(total, 2))
+        clean = np.stack([np.roll(templates[c], tuple(s), axis=(1, 2)) for c, s in zip(y, shifts)])
+        x = clean + self.noise * rng.standard_normal(clean.shape)
+        test = slice(self.train_pool, None)
+        x_ood = clean[test] + 2 * self.noise * rng.standard_normal(clean[test].shape)
+        arrays = {
+            "x_train": x[: self.train_pool],
+            "y_train": y[: self.train_pool],
+            "x_test": x[test],
+            "y_test": y[test],
+            "x_ood": x_ood,
+            "y_ood": y[test],
+        }
+        return _standardise(arrays)
+
+
 DATASET_SPECS: dict[str, type[DatasetSpec]] = {
     "mnist1d": Mnist1dSpec,
     "digits": DigitsSpec,
     "synthetic": SyntheticSpec,
+    "synthetic_images": SyntheticImagesSpec,
+    **PIXEL_DATASET_SPECS,  # read from their publishers' files (pixel_datasets.py)
 }

@@ -53,6 +53,7 @@ def _trained(run_dir: RunDir, data_path, threads: int) -> tuple[dict, Trained | 
     device = resolve_device(run["train"]["device"])
     data = load_dataset(data_path, device)
     network = load_network(run, data.sample_shape, data.num_classes, run_dir.model, device)
+    network = data.for_evaluation(network)  # pixel datasets: normalised per batch (issue 16)
     return run, Trained(data, network)
 
 

@@ -43,7 +43,7 @@ def evaluate_run(run_dir: RunDir, data_path: str | Path, eval_cfg: dict | None =
         data = load_dataset(data_path, device)
         model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
         model.load_state_dict(load_torch(run_dir.model, map_location=device))
-        model.to(device)
+        model = data.for_evaluation(model.to(device))  # pixel datasets: normalised per batch (issue 16)
         subset = torch.as_tensor(nested_subset(data.y["train"].cpu().numpy(), run["n_train"], run["seed"]), device=device)
         splits = {
             "train": (data.x["train"][subset], data.y["train"][subset]),

@@ -154,7 +154,36 @@ BENCH = _schema(
     ("note", pa.string(), "context: run counts, overhead share"),
 )
 
-SCHEMAS = {"runs": RUN_TABLE, **STAGE_SCHEMAS, "bench": BENCH}
+# results/gpu-check/gpu-check.parquet: `make gpu-check` (scripts/gpu-check), one row per check of
+# the CUDA path (or of its reduced CPU form). Documented in docs/gpu-check.md.
+GPU_CHECK = _schema(
+    ("host", pa.string(), "machine the check ran on"),
+    ("gpu", pa.string(), "GPU model (torch.cuda.get_device_name), or none: the reduced CPU form"),
+    ("torch", pa.string(), "torch version"),
+    ("cuda", pa.string(), "CUDA version torch was built with (null on a CPU-only build)"),
+    ("date", pa.string(), "UTC time the check started (ISO 8601)"),
+    ("reduced", pa.bool_(), "true: no GPU was used; the parts ran on the CPU at reduced sizes"),
+    ("part", pa.int64(), "1 reference case, 2 packing, 3 augmentation, 4 study end to end, 5 determinism"),
+    ("part_name", pa.string(), "reference, packing, augment, study or determinism"),
+    ("case", pa.string(), "what was run (model, width, input, batch, K, policy, study)"),
+    ("variant", pa.string(), "1: eager or torch.compile; 2: one after another or together (K=k); 3: batched; "
+     "4: train.device cpu or cuda (auto in the reduced form); 5: second run vs. first"),
+    ("device", pa.string(), "device the variant ran on"),
+    ("seconds", pa.float64(), "wall seconds of the measured part"),
+    ("steps_per_second", pa.float64(), "optimizer steps per second after warm-up (and compile)"),
+    ("samples_per_second", pa.float64(), "training samples, or augmented images, per second"),
+    ("flops_per_sample", pa.float64(), "forward + backward FLOPs of one training sample, measured (FlopCounterMode)"),
+    ("tflops", pa.float64(), "achieved TFLOP/s: flops_per_sample * samples_per_second / 1e12"),
+    ("peak_memory_mb", pa.float64(), "peak CUDA memory allocated, or the process's peak RSS on CPU"),
+    ("projected_run_seconds", pa.float64(), "one 60,000-step run at steps_per_second (training loop only)"),
+    ("runs_per_hour", pa.float64(), "runs finished per hour, set-up and file writes included"),
+    ("difference", pa.float64(), "largest difference against the comparison (separate run, CPU study, first run)"),
+    ("tolerance", pa.float64(), "largest difference allowed for that value (the note states the rule)"),
+    ("passed", pa.bool_(), "whether this check passed"),
+    ("note", pa.string(), "the criterion, context, or the error that failed the check"),
+)
+
+SCHEMAS = {"runs": RUN_TABLE, **STAGE_SCHEMAS, "bench": BENCH, "gpu_check": GPU_CHECK}
 
 
 class SchemaError(ValueError):

@@ -81,8 +81,9 @@ def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch
     objective = build_objective(run, model).to(device)
     if not objective.uses_labels:
         y = None  # pretraining uses the n samples, not their labels
-    member = Member(x, y, build_policy(run["augmentation"]["ops"]), _generator(seeds["batches"], device),
-                    _generator(seeds["augment"], device))
+    # Pixel datasets: the policy sees float pixels, the network normalised input (issue 16).
+    policy = data.training_policy(build_policy(run["augmentation"]["ops"]))
+    member = Member(x, y, policy, _generator(seeds["batches"], device), _generator(seeds["augment"], device))
     return Prepared(run, run_dir, data, objective, member, process_start)
 
 

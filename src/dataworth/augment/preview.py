@@ -1,0 +1,90 @@
+"""`dataworth augment-preview`: see what an image policy does before spending GPU hours on it.
+
+Writes one PNG per policy: a row per training image; columns: the image, a few draws of the
+whole policy, then each of its ops alone (forced to p = 1, so the op is visible). Draws come from
+a fixed seed, so the grid is the same every time. Registered on the CLI by `register`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def _to_display(x, stores_pixels: bool):
+    """(N, C, H, W) -> uint8 (N, H, W, C): pixels as they are; standardised data stretched per image."""
+    import torch
+
+    if stores_pixels:
+        return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    hi = x.amax(dim=(1, 2, 3), keepdim=True)
+    scaled = (x - lo) / (hi - lo).clamp(min=1e-8) * 255
+    return scaled.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def preview_grid(x, ops: list, stores_pixels: bool, draws: int = 4, seed: int = 0, cell: int = 72, gap: int = 2):
+    """The grid as a PIL image. `ops` are validated OpSpecs; x is (N, C, H, W) float, as training sees it."""
+    import torch
+    from PIL import Image, ImageDraw
+
+    from dataworth.augment import Policy
+
+    columns = [("image", x)]
+    policy = Policy(ops)
+    for d in range(draws):
+        columns.append((f"policy #{d + 1}", policy(x, torch.Generator(device=x.device).manual_seed(seed + d))))
+    if len(ops) > 1 or (ops and ops[0].p < 1):
+        for op in ops:
+            forced = op.model_copy(update={"p": 1.0})
+            columns.append((f"{op.op} (p=1)", Policy([forced])(x, torch.Generator(device=x.device).manual_seed(seed))))
+    label_height, step, n = 14, cell + gap, x.shape[0]
+    grid = Image.new("RGB", (step * len(columns), label_height + step * n), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, (label, batch) in enumerate(columns):
+        draw.text((c * step + 1, 1), label[: step // 6], fill="black")
+        for r, pixels in enumerate(_to_display(batch, stores_pixels)):
+            img = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+            grid.paste(img.convert("RGB").resize((cell, cell), Image.NEAREST), (c * step, label_height + r * step))
+    return grid
+
+
+def cmd_augment_preview(args) -> None:
+    import torch
+
+    from dataworth.augment.ops import IMAGE
+    from dataworth.data.datasets import DATASET_SPECS
+    from dataworth.files import atomic_path
+    from dataworth.jobs import load_study_or_exit
+
+    study = load_study_or_exit(args.study)
+    spec = study.spec
+    ds = spec.dataset
+    if ds.modality != IMAGE:
+        sys.exit(f"augment-preview: {ds.name} holds {ds.modality} data; previews show image policies only")
+    names = args.policy or list(spec.augmentations)
+    unknown = [p for p in names if p not in spec.augmentations]
+    if unknown:
+        sys.exit(f"--policy: unknown policy {unknown[0]!r}; allowed: {', '.join(spec.augmentations)}")
+    arrays = DATASET_SPECS[ds.name].model_validate(ds.model_dump()).build()
+    x = torch.from_numpy(arrays["x_train"][: args.images]).float()
+    stores_pixels = bool(getattr(ds, "stores_pixels", False))
+    out_dir = Path(args.out) if args.out else study.study_dir(args.results).path / "augment-preview"
+    for name in names:
+        grid = preview_grid(x, list(spec.augmentations[name]), stores_pixels, draws=args.draws, seed=args.seed)
+        path = out_dir / f"{name}.png"
+        with atomic_path(path) as tmp:
+            grid.save(tmp, format="PNG")
+        print(f"policy {name}: {len(spec.augmentations[name])} op(s) on {len(x)} images -> {path}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("augment-preview", help="PNG grids of training images under each augmentation policy")
+    p.add_argument("study", nargs="?", default="params.yaml")
+    p.add_argument("--policy", action="append", help="a policy of the study (repeat for several; default: all)")
+    p.add_argument("--out", help="folder for the PNGs (default: results/<study>/augment-preview)")
+    p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--images", type=int, default=8, help="training images, one per row")
+    p.add_argument("--draws", type=int, default=4, help="draws of the whole policy, one per column")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_augment_preview)

@@ -1,0 +1,58 @@
+"""The base of every augmentation op: a validated spec (the study YAML names it by `op`) that
+applies to a whole batch on the batch's device, every random parameter drawn per sample from the
+caller's `torch.Generator`. Its own module so that the op modules (ops, image_ops, policies)
+import it without importing each other.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+
+SIGNAL = "signal1d"
+IMAGE = "image"
+
+
+class OpSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    modalities: ClassVar[tuple[str, ...]]
+    # True for ops on 0..255 pixel values (colour, histogram, the automatic policies): they apply
+    # only to datasets that store pixels, augmented before normalisation (study._cross_check).
+    needs_pixels: ClassVar[bool] = False
+    # Fields added to an op after studies ran with it: left out of the dump (a run id's input) while
+    # at their default, so that adding them changed no existing run id.
+    omitted_at_default: ClassVar[tuple[str, ...]] = ()
+    # True: the p draw comes first and only the chosen images are transformed (issue 17's ops).
+    draw_p_first: ClassVar[bool] = False
+    p: float = Field(default=1.0, ge=0, le=1, description="probability that a sample gets this op")
+
+    @model_serializer(mode="wrap")
+    def _omit_new_fields_at_default(self, handler):
+        data = handler(self)
+        for name in self.omitted_at_default:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                data.pop(name, None)
+        return data
+
+    def transform(self, x, gen):
+        """The op applied to every sample of the batch (before the per-sample `p` choice)."""
+        raise NotImplementedError
+
+    def __call__(self, x, gen):
+        import torch
+
+        if x.shape[0] == 0:  # nothing to draw for (p may have chosen no image of a subset)
+            return x
+        if self.draw_p_first and self.p < 1.0:
+            # Choose the images first and transform only those (new ops: their draws are free to
+            # differ in order from the older ops', whose results must stay as they were).
+            from dataworth.augment.pixels import apply_where
+
+            chosen = torch.rand(x.shape[0], generator=gen, device=x.device) < self.p
+            return apply_where(x, chosen, lambda images, index: self.transform(images, gen))
+        out = self.transform(x, gen)
+        if self.p >= 1.0:
+            return out
+        keep = torch.rand(x.shape[0], generator=gen, device=x.device) >= self.p
+        return torch.where(keep.view(-1, *([1] * (x.dim() - 1))), x, out)

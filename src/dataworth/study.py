@@ -782,8 +782,21 @@ def load_study(source: str | Path | dict, name: str | None = None) -> Study:
     if problems := _non_finite(raw):
         raise StudyError(problems, label)
     try:
-        # strict: a quoted number ("200") is an error, not silently converted.
-        spec = StudySpec.model_validate(raw, strict=True)
+        spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
         raise StudyError([_format_error(e) for e in exc.errors()], label) from None
+    if quoted := _quoted_numbers(raw):
+        raise StudyError(quoted, label)
     return Study(spec, label)
+
+
+def _quoted_numbers(raw: dict) -> list[str]:
+    """Numbers given as text ("200"), which pydantic's lax mode would convert silently: found by
+    validating again in strict mode, keeping only those errors (strict mode also wants tuples
+    where YAML gives lists, which is fine)."""
+    try:
+        StudySpec.model_validate(raw, strict=True)
+    except ValidationError as exc:
+        return [_format_error(e) for e in exc.errors()
+                if e["type"] in ("int_type", "float_type") and isinstance(e.get("input"), str)]
+    return []

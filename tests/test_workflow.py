@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -88,7 +89,7 @@ def test_keep_going_finishes_the_other_runs_and_the_log_says_why(project, tiny_s
     inject = tmp_path / "inject"
     inject.mkdir()
     (inject / "sitecustomize.py").write_text(INJECT_DISK_FULL)
-    env = {"PYTHONPATH": str(inject), "FAIL_RUN_ID": failing}
+    env = {"PYTHONPATH": os.pathsep.join([str(inject), os.environ.get("PYTHONPATH", "")]), "FAIL_RUN_ID": failing}
 
     proc = project.snakemake("--keep-going", check=False, env=env)
     assert proc.returncode != 0
@@ -164,7 +165,7 @@ def test_packed_jobs_train_several_runs_and_a_failed_run_takes_no_other_down(pro
     inject.mkdir()
     (inject / "sitecustomize.py").write_text(INJECT_DISK_FULL)
 
-    proc = project.snakemake("--keep-going", check=False, env={"PYTHONPATH": str(inject), "FAIL_RUN_ID": failing})
+    proc = project.snakemake("--keep-going", check=False, env={"PYTHONPATH": os.pathsep.join([str(inject), os.environ.get("PYTHONPATH", "")]), "FAIL_RUN_ID": failing})
     assert proc.returncode != 0
     assert jobs_run(proc.stdout + proc.stderr)["train"] == 2
     runs = project.results() / "runs"

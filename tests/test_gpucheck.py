@@ -102,7 +102,11 @@ def test_reduced_cpu_form_end_to_end(tmp_path):
     assert (together["difference"] <= together["tolerance"]).all()
 
     augment = table[table["part"] == 3]
-    assert len(augment) == len(shipped_policies(REPO)) and (augment["samples_per_second"] > 0).all()
+    from dataworth.bench import IMAGE_POLICY_CASES
+
+    assert len(augment) == len(shipped_policies(REPO)) + len(IMAGE_POLICY_CASES)
+    assert (augment["samples_per_second"] > 0).all()
+    assert augment["case"].str.startswith("paper policy").sum() == len(IMAGE_POLICY_CASES)
 
     study = table[table["part"] == 4]
     assert list(study["variant"]) == ["train.device: cpu", "train.device: auto"]

@@ -320,37 +320,52 @@ def shipped_policies(repo: Path) -> list[tuple[str, str, list[dict]]]:
 
 
 def check_augment(ctx: Context) -> list[dict]:
+    """Every shipped policy (on standardised-looking data) and every paper image policy of the bench
+    (on 0..255 pixels, as pixel datasets feed them): images/s, and the batch checks."""
     import torch
 
-    from dataworth.bench import _sync
-    from dataworth.augment import build_policy
+    from dataworth.bench import IMAGE_POLICY_CASES, pixel_images
 
-    batch, repeats, rows = 128, ctx.sizes.augment_repeats, []
+    batch, rows = 128, []
     for name, modality, ops in shipped_policies(ctx.repo):
         shape = AUGMENT_SHAPES[modality]
-        case = f"{name} ({'+'.join(op['op'] for op in ops) or 'none'}) on {'x'.join(map(str, shape))}, batch {batch}"
-        policy = build_policy(ops)
         x = torch.randn((batch, *shape), generator=torch.Generator().manual_seed(0)).to(ctx.device)
-        seeded = lambda: torch.Generator(device=ctx.device).manual_seed(0)  # noqa: E731
-        first, again = policy(x, seeded()), policy(x, seeded())
-        gen = seeded()
-        _sync(ctx.device)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            out = policy(x, gen)
-        _sync(ctx.device)
-        seconds = time.perf_counter() - start
-        problems = [what for what, bad in (
-            (f"shape {tuple(out.shape)} != {tuple(x.shape)}", out.shape != x.shape),
-            (f"dtype {out.dtype} != {x.dtype}", out.dtype != x.dtype),
-            (f"device {out.device} != {x.device}", out.device != x.device),
-            ("non-finite values", not bool(torch.isfinite(out).all())),
-            ("the same seed gave another batch", not torch.equal(first, again)),
-        ) if bad]
-        note = "; ".join(problems) or "same shape, dtype and device; finite; the same seed gives the same batch"
-        rows.append(_row(3, case, "batched", ctx.device, not problems, note, seconds=seconds,
-                         samples_per_second=repeats * batch / seconds))
+        rows.append(_augment_row(ctx, f"{name} ({'+'.join(op['op'] for op in ops) or 'none'}) on "
+                                      f"{'x'.join(map(str, shape))}, batch {batch}", ops, x))
+    pixels = pixel_images(batch, "cpu").to(ctx.device)
+    for name, ops in IMAGE_POLICY_CASES.items():
+        rows.append(_augment_row(ctx, f"paper policy {name} ({'+'.join(op['op'] for op in ops)}) on 0..255 "
+                                      f"pixels {'x'.join(map(str, pixels.shape[1:]))}, batch {batch}", ops, pixels))
     return rows
+
+
+def _augment_row(ctx: Context, case: str, ops: list[dict], x) -> dict:
+    import torch
+
+    from dataworth.augment import build_policy
+    from dataworth.bench import _sync
+
+    repeats = ctx.sizes.augment_repeats
+    policy = build_policy(ops)
+    seeded = lambda: torch.Generator(device=ctx.device).manual_seed(0)  # noqa: E731
+    first, again = policy(x, seeded()), policy(x, seeded())
+    gen = seeded()
+    _sync(ctx.device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = policy(x, gen)
+    _sync(ctx.device)
+    seconds = time.perf_counter() - start
+    problems = [what for what, bad in (
+        (f"shape {tuple(out.shape)} != {tuple(x.shape)}", out.shape != x.shape),
+        (f"dtype {out.dtype} != {x.dtype}", out.dtype != x.dtype),
+        (f"device {out.device} != {x.device}", out.device != x.device),
+        ("non-finite values", not bool(torch.isfinite(out).all())),
+        ("the same seed gave another batch", not torch.equal(first, again)),
+    ) if bad]
+    note = "; ".join(problems) or "same shape, dtype and device; finite; the same seed gives the same batch"
+    return _row(3, case, "batched", ctx.device, not problems, note, seconds=seconds,
+                samples_per_second=repeats * x.shape[0] / seconds)
 
 
 # --- 4. a tiny study through snakemake, on the device and on the CPU ---------------------------------

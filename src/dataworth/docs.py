@@ -174,7 +174,7 @@ def key_table(model: type[BaseModel], prefix: str, skip: tuple[str, ...] = ()) -
 
 
 # Keys whose type is a union of models or a mapping of them: their members get tables of their own.
-TOP_LEVEL_TYPES = {"dataset": "one dataset's settings (below)", "augmentations": "mapping of policy name to a list of ops (below)"}
+TOP_LEVEL_TYPES = {"dataset": "one dataset's settings (below)", "augmentations": "mapping of policy name to a list of ops, or to {ops, rounds, first_round_clean} (below)"}
 
 
 def study_sections() -> str:
@@ -216,6 +216,14 @@ def augmentation_ops() -> str:
         for key, field in spec.model_fields.items():
             if key != "op":
                 lines.append(_row(f"{name}.{key}", field))
+    # --- issue 17 item 2: the mapping form of a policy (fixed repetitions) ---
+    from dataworth.study import RepeatedPolicySpec
+
+    lines += ["", "A policy may also be a mapping, for a fixed set of augmented copies (the paper's repetitions):",
+              "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, field in RepeatedPolicySpec.model_fields.items():
+        lines.append(_row(f"augmentations.<policy>.{key}", field,
+                          shown_type="list of ops (above)" if key == "ops" else None))
     return "\n".join(lines)
 
 

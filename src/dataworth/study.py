@@ -18,10 +18,11 @@ import math
 import re
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from dataworth.augment.ops import OP_SPECS, OpSpec
 from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
@@ -54,6 +55,10 @@ MAX_MODEL_PARAMETERS = 1_000_000_000
 MAX_GENERATED_DATASET_BYTES = 4 * 2**30
 # Values per sample of generated datasets whose length is not a setting.
 _FIXED_SAMPLE_VALUES = {"mnist1d": 40}
+# Fixed repetitions (augmentations.<policy>.rounds) hold n_train x rounds copies of the training
+# images on the device for the whole run: uint8 for pixel datasets, float32 otherwise. 8 GiB is
+# 50,000 CIFAR images x 54 rounds, and fits beside a ResNet-18's training on a 16 GiB GPU.
+MAX_REPETITION_BYTES = 8 * 2**30
 # sbatch options in resources.slurm.extra, and the strings that reach the sbatch command line
 # (partition, account, qos): the SLURM executor plugin runs that line through a shell, so only
 # characters that no shell treats specially may pass.
@@ -335,13 +340,57 @@ DatasetUnion = Annotated[Union[tuple(DATASET_SPECS.values())], Field(discriminat
 OpUnion = Annotated[Union[tuple(OP_SPECS.values())], Field(discriminator="op")]
 
 
+# --- issue 17 item 2: fixed repetitions ---
+class RepeatedPolicySpec(_Strict):
+    """A policy written as a mapping: its ops, and optionally a fixed set of augmented copies."""
+
+    ops: list[OpUnion] = Field(description="the ops, as in a policy written as a list; [] is no augmentation")
+    rounds: Optional[Annotated[int, Field(gt=0)]] = Field(
+        default=None,
+        description="draw this many augmented copies of each training image once (from the run's seed) and "
+        "train on that fixed set instead of fresh draws every step (the paper's repetitions); unset: fresh draws",
+    )
+    first_round_clean: bool = Field(
+        default=False, description="with rounds: the first of the rounds is the clean images, the others augmented"
+    )
+
+
+def _policy_form(value) -> str:
+    return "mapping" if isinstance(value, (dict, RepeatedPolicySpec)) else "list"
+
+
+# Tagged by its form, so that an error names the one form that was written, not both.
+POLICY_FORMS = {"list": list[OpUnion], "mapping": RepeatedPolicySpec}
+PolicyUnion = Annotated[
+    Union[tuple(Annotated[tp, Tag(tag)] for tag, tp in POLICY_FORMS.items())], Discriminator(_policy_form)
+]
+
+
+def policy_ops(policy) -> list:
+    """A policy's ops, whether it is written as a list of ops or as a mapping."""
+    return list(policy.ops) if isinstance(policy, RepeatedPolicySpec) else list(policy)
+
+
+def policy_identity(name: str, policy) -> dict:
+    """A run's `augmentation` section. Keys for rounds only where the policy sets them, so the
+    ids of every policy without repetitions stay what they were."""
+    identity = {"name": name, "ops": [op.model_dump() for op in policy_ops(policy)]}
+    if isinstance(policy, RepeatedPolicySpec) and policy.rounds is not None:
+        identity.update(rounds=policy.rounds, first_round_clean=policy.first_round_clean)
+    return identity
+# ---
+
+
 class StudySpec(_Strict):
     study: str = Field(
         pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH,
         description=f"name (letters, digits, _.-; at most {NAME_MAX_LENGTH}); outputs go to results/<study>/",
     )
     dataset: DatasetUnion = Field(description="the dataset: its name and settings")
-    augmentations: dict[str, list[OpUnion]] = Field(description="named policies: a list of ops each; [] is no augmentation")
+    augmentations: dict[str, PolicyUnion] = Field(
+        description="named policies: a list of ops each ([] is no augmentation), or a mapping {ops, rounds, "
+        "first_round_clean} for a fixed set of augmented copies"
+    )
     grid: GridSpec
     train: TrainSpec
     eval: EvalSpec = EvalSpec()
@@ -383,6 +432,9 @@ def _walk(loc: tuple) -> tuple[str, Any]:
         if item == "[key]":  # pydantic's marker for "the key of this mapping", already shown
             continue
         tp = _strip_annotated(tp)
+        if item in POLICY_FORMS and typing.get_origin(tp) is Union:  # the tag of a policy's form: not shown
+            tp = POLICY_FORMS[item]
+            continue
         member = _tagged_member(tp, item)
         if member is not None:
             tp = member
@@ -547,7 +599,7 @@ def _expand(spec: StudySpec) -> list[dict]:
             "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
             "method": method,
             "n_train": n_train,
-            "augmentation": {"name": aug_name, "ops": [op.model_dump() for op in spec.augmentations[aug_name]]},
+            "augmentation": policy_identity(aug_name, spec.augmentations[aug_name]),
             "model": model.model_dump(),
             "seed": seed,
             "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
@@ -566,6 +618,45 @@ def _expand(spec: StudySpec) -> list[dict]:
         run = {"run_id": short_hash(identity), "study": spec.study, **identity, "train": train, "eval": spec.eval.model_dump()}
         runs.append(run)
     return runs
+
+
+def _repetition_problems(spec: StudySpec) -> list[str]:
+    """Policies with rounds: first_round_clean needs rounds; supervised runs only; the fixed set fits."""
+    problems = []
+    ds = spec.dataset
+    for policy, written in spec.augmentations.items():
+        if not isinstance(written, RepeatedPolicySpec):
+            continue
+        if written.rounds is None:
+            if written.first_round_clean:
+                problems.append(f"augmentations.{policy}.first_round_clean: needs rounds; allowed: set rounds, or "
+                                f"leave first_round_clean false")
+            continue
+        if policy not in spec.grid.augmentation:
+            continue
+        self_supervised = sorted(m for m in spec.grid.method if not METHODS[m].uses_labels)
+        if self_supervised:
+            problems.append(f"augmentations.{policy}.rounds: a fixed set of copies trains supervised runs only, but "
+                            f"grid.method has {', '.join(self_supervised)} (two fresh views per step); allowed: "
+                            f"leave rounds unset, or train this policy in a supervised study")
+        if ds.stores_pixels:
+            try:
+                shape = ds.prepared()["sample_shape"]
+            except Exception:  # a missing file is reported once, by the dataset check
+                continue
+            sample_bytes = math.prod(shape)  # uint8
+        else:
+            values = getattr(ds, "length", None) or _FIXED_SAMPLE_VALUES.get(ds.name)
+            if values is None:
+                continue  # checked when the run starts (train/repetitions.py)
+            sample_bytes = 4 * values
+        n = max(spec.grid.n_train)
+        if n * written.rounds * sample_bytes > MAX_REPETITION_BYTES:
+            largest = max(MAX_REPETITION_BYTES // (n * sample_bytes), 0)
+            problems.append(f"augmentations.{policy}.rounds: {n} images x {written.rounds} rounds x {sample_bytes} "
+                            f"bytes exceed the {MAX_REPETITION_BYTES // 2**30} GiB the fixed set may take on the "
+                            f"device; allowed: rounds <= {largest} at n_train {n}")
+    return problems
 
 
 def _cross_check(spec: StudySpec) -> list[str]:
@@ -626,8 +717,9 @@ def _cross_check(spec: StudySpec) -> list[str]:
                 f"grid.augmentation[{i}]: unknown policy {name!r}; allowed: the names under augmentations: "
                 f"{', '.join(spec.augmentations) or '(none defined)'}"
             )
-    for policy, ops in spec.augmentations.items():
-        for j, op in enumerate(ops):
+    problems += _repetition_problems(spec)
+    for policy, written in spec.augmentations.items():
+        for j, op in enumerate(policy_ops(written)):
             if modality not in op.modalities:
                 allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities)
                 problems.append(

@@ -56,6 +56,7 @@ def cmd_augment_preview(args) -> None:
     from dataworth.data.datasets import DATASET_SPECS
     from dataworth.files import atomic_path
     from dataworth.jobs import load_study_or_exit
+    from dataworth.study import policy_ops
 
     study = load_study_or_exit(args.study)
     spec = study.spec
@@ -71,11 +72,11 @@ def cmd_augment_preview(args) -> None:
     stores_pixels = bool(getattr(ds, "stores_pixels", False))
     out_dir = Path(args.out) if args.out else study.study_dir(args.results).path / "augment-preview"
     for name in names:
-        grid = preview_grid(x, list(spec.augmentations[name]), stores_pixels, draws=args.draws, seed=args.seed)
+        grid = preview_grid(x, policy_ops(spec.augmentations[name]), stores_pixels, draws=args.draws, seed=args.seed)
         path = out_dir / f"{name}.png"
         with atomic_path(path) as tmp:
             grid.save(tmp, format="PNG")
-        print(f"policy {name}: {len(spec.augmentations[name])} op(s) on {len(x)} images -> {path}")
+        print(f"policy {name}: {len(policy_ops(spec.augmentations[name]))} op(s) on {len(x)} images -> {path}")
 
 
 def register(subparsers) -> None:

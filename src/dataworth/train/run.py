@@ -83,6 +83,17 @@ def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch
         y = None  # pretraining uses the n samples, not their labels
     # Pixel datasets: the policy sees float pixels, the network normalised input (issue 16).
     policy = data.training_policy(build_policy(run["augmentation"]["ops"]))
+    # --- issue 17 item 2: a policy with rounds trains on a fixed set of copies drawn once ---
+    if run["augmentation"].get("rounds"):
+        from dataworth.study import MAX_REPETITION_BYTES
+        from dataworth.train.repetitions import fixed_copies, repetition_seed
+
+        rounds = run["augmentation"]["rounds"]
+        x = fixed_copies(x, build_policy(run["augmentation"]["ops"]), rounds, run["augmentation"]["first_round_clean"],
+                         _generator(repetition_seed(run["seed"]), device), data.stores_pixels, MAX_REPETITION_BYTES)
+        y = None if y is None else y.repeat(rounds)
+        policy = data.training_policy(build_policy([]))  # no fresh draws: only the conversion to network input
+    # ---
     member = Member(x, y, policy, _generator(seeds["batches"], device), _generator(seeds["augment"], device))
     return Prepared(run, run_dir, data, objective, member, process_start)
 

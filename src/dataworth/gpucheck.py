@@ -311,6 +311,7 @@ def shipped_policies(repo: Path) -> list[tuple[str, str, list[dict]]]:
         raw = yaml.safe_load(path.read_text())
         modality = DATASET_SPECS[raw["dataset"]["name"]].modality
         for name, ops in (raw.get("augmentations") or {}).items():
+            ops = ops.get("ops") if isinstance(ops, dict) else ops  # issue 17: a policy with rounds is a mapping
             key = (modality, json.dumps(ops or [], sort_keys=True))
             if key in seen:
                 continue

@@ -18,7 +18,7 @@ from dataworth.models.flops import flops_per_sample
 from dataworth.tracking.schemas import GPU_CHECK, read_parquet
 
 
-IMAGE_DATASETS = {"digits", "synthetic_images"}
+IMAGE_DATASETS = {"digits", "synthetic_images", "cifar10", "cifar100", "cinic10", "svhn", "mnist", "fashion_mnist", "emnist", "image_folder"}
 
 
 def gpu_check(*args: str, out) -> subprocess.CompletedProcess:

@@ -3,7 +3,9 @@
     <out>/fits.parquet            the law of every curve                  (schema FITS)
     <out>/exchange_rates.parquet  exchange rates at the sizes + dense grid (schema EXCHANGE_RATES)
     <out>/report/                 report.md, tables (.md, .tex), figures (.png); with RankMe and
-                                  probe columns also RankMe against probe accuracy
+                                  probe columns also RankMe against probe accuracy; for image
+                                  studies (study.json beside metrics.parquet) one augment-preview
+                                  grid per policy (augment_<policy>.png)
 
 The report folder is built aside and swapped in whole, so it never mixes two builds and never
 keeps a figure of a policy or metric that is gone.
@@ -35,12 +37,26 @@ class Report:
 def report_from_file(metrics_path: str | Path, out_dir: str | Path | None = None, **options) -> Report:
     metrics_path = Path(metrics_path)
     metrics = read_parquet(metrics_path, METRICS)
+    # --- issue 17 item 6: the study beside its metrics (results/<study>/study.json) gives the previews
+    study_json = metrics_path.parent / "study.json"
+    if "study_spec" not in options and study_json.is_file():
+        options["study_spec"] = _study_spec(study_json)
+    # ---
     return build_report(metrics, out_dir if out_dir is not None else metrics_path.parent, source=str(metrics_path), **options)
+
+
+def _study_spec(path: Path):
+    """The validated spec of a written study.json (no cross-checks: they would prepare the data)."""
+    import json
+
+    from dataworth.study import StudySpec
+
+    return StudySpec.model_validate(json.loads(path.read_text()))
 
 
 def build_report(metrics: pd.DataFrame, out_dir: str | Path, *, metric_names: list[str] | None = None,
                  reference: str = REFERENCE_POLICY, n_bootstrap: int = 200, seed: int = 0,
-                 source: str = "metrics.parquet") -> Report:
+                 source: str = "metrics.parquet", study_spec=None) -> Report:
     if n_bootstrap < 0:
         raise ValueError(f"bootstrap: {n_bootstrap} resamples; must be 0 or more")
     out_dir = Path(out_dir)
@@ -55,7 +71,7 @@ def build_report(metrics: pd.DataFrame, out_dir: str | Path, *, metric_names: li
 
     with atomic_folder(out_dir / "report") as folder:
         files = _write_report(folder, metrics, curve_fits, fits, rates, reference=reference,
-                              n_bootstrap=n_bootstrap, source=source)
+                              n_bootstrap=n_bootstrap, source=source, study_spec=study_spec)
     return Report(fits=fits, exchange_rates=rates, folder=out_dir / "report", files=files)
 
 
@@ -64,7 +80,7 @@ def _slug(*parts) -> str:
 
 
 def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit], fits: pd.DataFrame,
-                  rates: pd.DataFrame, *, reference: str, n_bootstrap: int, source: str) -> list[str]:
+                  rates: pd.DataFrame, *, reference: str, n_bootstrap: int, source: str, study_spec=None) -> list[str]:
     files: list[str] = []
 
     def save_table(name: str, table: tables.Table) -> str:
@@ -106,11 +122,46 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
         rankme_vs_probe.figure(metrics, correlations, folder / rankme_vs_probe.FIGURE)
         files.append(rankme_vs_probe.FIGURE)
 
+    previews = _augmentation_previews(folder, study_spec, metrics, reference, files)  # issue 17 item 6
+
     text = _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files,
                             reference=reference, n_bootstrap=n_bootstrap, source=source, files=files,
-                            label_free=label_free)
+                            label_free=label_free + previews)
     write_text_atomic(folder / "report.md", text)
     return ["report.md", *files]
+
+
+# --- issue 17 item 6: what each policy does to a few training images, for image studies ---
+PREVIEW_PREFIX = "augment_"
+
+
+def _augmentation_previews(folder: Path, spec, metrics: pd.DataFrame, reference: str, files: list[str]) -> list[str]:
+    """One augment-preview grid per policy of the report (augment/preview.py), written into the report
+    folder; returns the report's section (empty for studies of signals or without their study.json).
+    Dataset files missing here (the report rebuilt on another machine) give a note, not a failure."""
+    from dataworth.augment.ops import IMAGE
+
+    if spec is None or spec.dataset.modality != IMAGE:
+        return []
+    from dataworth.augment.preview import write_policy_grids
+    from dataworth.data.readers import DataFileError
+
+    policies = [p for p in tables.policy_order(metrics["augmentation"].unique(), reference) if p in spec.augmentations]
+    out = ["## Augmentations", "",
+           "What each policy does to the first training images: per row an image, then draws of the whole policy, "
+           "then each op alone at p = 1 (`dataworth augment-preview` draws the same grids).", ""]
+    try:
+        write_policy_grids(spec, folder, policies, prefix=PREVIEW_PREFIX)
+    except DataFileError as exc:
+        return out + [f"Not drawn: the dataset files are not on this machine ({exc}).", ""]
+    for policy in policies:
+        name = f"{PREVIEW_PREFIX}{policy}.png"
+        files.append(name)
+        out += [f"### `{policy}`", "", f"![augmentation policy {policy}]({name})", ""]
+    return out
+
+
+# ---
 
 
 def _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files, *,

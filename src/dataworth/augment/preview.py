@@ -49,12 +49,38 @@ def preview_grid(x, ops: list, stores_pixels: bool, draws: int = 4, seed: int = 
     return grid
 
 
-def cmd_augment_preview(args) -> None:
+def training_images(spec, images: int):
+    """The first `images` training images of the study's dataset, (N, C, H, W) float, as the policy
+    sees them (0..255 pixels for datasets read from files). Raises DataFileError for missing files."""
     import torch
 
-    from dataworth.augment.ops import IMAGE
     from dataworth.data.datasets import DATASET_SPECS
+
+    ds = spec.dataset
+    arrays = DATASET_SPECS[ds.name].model_validate(ds.model_dump()).build()
+    return torch.from_numpy(arrays["x_train"][:images]).float()
+
+
+def write_policy_grids(spec, out_dir, names: list[str], images: int = 8, draws: int = 4, seed: int = 0,
+                       prefix: str = "") -> list[Path]:
+    """One PNG per policy in `names` (`<out_dir>/<prefix><policy>.png`), written atomically; returns the paths."""
     from dataworth.files import atomic_path
+    from dataworth.study import policy_ops
+
+    x = training_images(spec, images)
+    stores_pixels = bool(getattr(spec.dataset, "stores_pixels", False))
+    paths = []
+    for name in names:
+        grid = preview_grid(x, policy_ops(spec.augmentations[name]), stores_pixels, draws=draws, seed=seed)
+        path = Path(out_dir) / f"{prefix}{name}.png"
+        with atomic_path(path) as tmp:
+            grid.save(tmp, format="PNG")
+        paths.append(path)
+    return paths
+
+
+def cmd_augment_preview(args) -> None:
+    from dataworth.augment.ops import IMAGE
     from dataworth.jobs import load_study_or_exit
     from dataworth.study import policy_ops
 
@@ -67,16 +93,10 @@ def cmd_augment_preview(args) -> None:
     unknown = [p for p in names if p not in spec.augmentations]
     if unknown:
         sys.exit(f"--policy: unknown policy {unknown[0]!r}; allowed: {', '.join(spec.augmentations)}")
-    arrays = DATASET_SPECS[ds.name].model_validate(ds.model_dump()).build()
-    x = torch.from_numpy(arrays["x_train"][: args.images]).float()
-    stores_pixels = bool(getattr(ds, "stores_pixels", False))
     out_dir = Path(args.out) if args.out else study.study_dir(args.results).path / "augment-preview"
-    for name in names:
-        grid = preview_grid(x, policy_ops(spec.augmentations[name]), stores_pixels, draws=args.draws, seed=args.seed)
-        path = out_dir / f"{name}.png"
-        with atomic_path(path) as tmp:
-            grid.save(tmp, format="PNG")
-        print(f"policy {name}: {len(policy_ops(spec.augmentations[name]))} op(s) on {len(x)} images -> {path}")
+    paths = write_policy_grids(spec, out_dir, names, images=args.images, draws=args.draws, seed=args.seed)
+    for name, path in zip(names, paths):
+        print(f"policy {name}: {len(policy_ops(spec.augmentations[name]))} op(s) on {args.images} images -> {path}")
 
 
 def register(subparsers) -> None:

@@ -166,3 +166,34 @@ def test_a_rounds_policy_trains_through_the_workflow(project):
     metrics = read_parquet(project.results("digits-reps") / "metrics.parquet", METRICS)
     assert metrics["run_id"].tolist() == [r["run_id"] for r in load_study(study).runs]
     assert (metrics["status"] == "ok").all() and (metrics["n_train"] == 64).all()
+
+
+def test_pixel_dataset_rounds_are_uint8_copies_normalised_only_when_trained(tmp_path, monkeypatch):
+    from fixtures_data import write_cifar10
+
+    from dataworth.train.repetitions import repetition_seed
+
+    monkeypatch.delenv("DATAWORTH_DATA", raising=False)
+    monkeypatch.delenv("DATAWORTH_CACHE", raising=False)
+    write_cifar10(tmp_path / "files", per_batch=20)  # 100 images: every class of the test set
+    ops = [{"op": "trivial_augment"}]
+    study = {"study": "cifar-reps", "dataset": {"name": "cifar10", "root": str(tmp_path / "files"), "ood": "cifar10:test"},
+             "augmentations": {"none": [], "ta_r3": {"ops": ops, "rounds": 3, "first_round_clean": True}},
+             "grid": {"n_train": [20], "augmentation": ["none", "ta_r3"], "model": [{"name": "cnn2d", "width": 4}],
+                      "seed": [0]},
+             "train": {"steps": 2, "batch_size": 8}}
+    runs = {r["augmentation"]["name"]: r for r in load_study(study).runs}
+    data = tmp_path / "data.pt"
+    prepare_dataset(study["dataset"], data)
+    clean = _prepared(tmp_path, data, runs["none"]).member.x
+    member = _prepared(tmp_path, data, runs["ta_r3"]).member
+    assert clean.dtype == member.x.dtype == torch.uint8 and member.x.shape == (60, 3, 32, 32)
+    assert torch.equal(member.x[:20], clean)
+    expected = fixed_copies(clean, build_policy(ops), 2, False, torch.Generator().manual_seed(repetition_seed(0)),
+                            True, 2**30)
+    assert torch.equal(member.x[20:], expected)
+    # The member's policy only converts to network input: the same as the clean policy's on a clean batch
+    # with no augmentation (mean/std normalisation of 0..255 pixels).
+    none_policy = _prepared(tmp_path, data, runs["none"]).member.policy
+    batch = member.x[:8]
+    assert torch.equal(member.policy(batch, torch.Generator()), none_policy(batch, torch.Generator()))

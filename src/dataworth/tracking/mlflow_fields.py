@@ -92,6 +92,9 @@ def run_params(run: dict) -> dict[str, str]:
             params[key] = train[key]
     params["eval_batch_size"] = run["eval"]["batch_size"]
     params["augmentation_ops"] = json.dumps(run["augmentation"]["ops"], sort_keys=True)
+    for key in ("rounds", "first_round_clean"):  # issue 17: only policies with fixed repetitions have them
+        if key in run["augmentation"]:
+            params[f"augmentation_{key}"] = run["augmentation"][key]
     for section, settings in run.get("ssl", {}).items():  # self-supervised runs: projector and method
         for key, value in settings.items():
             params[f"ssl.{section}.{key}"] = value

@@ -3,7 +3,9 @@
 A run's row of metrics.parquet is its summary.parquet joined (by run_id) with the files of the
 other evaluation stages (runs.EVALUATIONS) the study asks for (`Study.stages`: rankme.parquet,
 and probe.parquet and knn.parquet for self-supervised runs); the columns of an evaluation a run
-does not have are null.
+does not have are null. A stage with one row per test set (test_sets.parquet, `eval.test_sets`)
+is pivoted first: its sets become the dynamic `<set>_accuracy` / `<set>_loss` columns, after
+the fixed ones.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from test_workflow import jobs_run
 
 from dataworth.data.sources import CIFAR10C_CORRUPTIONS
 from dataworth.study import StudyError, load_study
-from dataworth.tracking.schemas import METRICS, SchemaError, read_parquet, write_parquet
+from dataworth.tracking.schemas import FITS, METRICS, SchemaError, read_parquet, write_parquet
 
 
 def study_dict(root, test_sets: dict) -> dict:
@@ -101,6 +101,13 @@ def test_metrics_take_declared_dynamic_columns_only(tmp_path):
         write_parquet(frame, METRICS, tmp_path / "bad.parquet")
 
 
+def test_mlflow_logs_each_test_sets_columns_and_no_other_extra():
+    from dataworth.tracking.mlflow_fields import test_set_metrics
+
+    row = {"test_accuracy": 0.5, "probe_test_accuracy": 0.4, "fog3_accuracy": 0.25, "fog3_loss": 1.5, "note": "x"}
+    assert test_set_metrics(row) == {"fog3_accuracy": 0.25, "fog3_loss": 1.5}
+
+
 def _logits_by_hand(project_root, run_id, x_uint8):
     """The saved model's logits on stored uint8 images, normalised in NumPy with the prepared
     pool's mean and std (not through the Dataset wrapper the pipeline uses)."""
@@ -153,8 +160,7 @@ def test_image_study_with_two_shifted_test_sets_through_snakemake(project, data_
     assert metrics["c3_loss"].iloc[0] == pytest.approx(np.mean([p[0] for p in per_corruption]), rel=1e-4)
     assert metrics["c3_accuracy"].iloc[0] == pytest.approx(np.mean([p[1] for p in per_corruption]))
 
-    fits = read_parquet(project.results("sets-tiny") / "fits.parquet",
-                        __import__("dataworth.tracking.schemas", fromlist=["FITS"]).FITS)
+    fits = read_parquet(project.results("sets-tiny") / "fits.parquet", FITS)
     assert {"cifar10_accuracy", "fog2_accuracy", "c3_accuracy"} <= set(fits["metric"])
     report_text = "\n".join(p.read_text() for p in (project.results("sets-tiny") / "report").rglob("*.md"))
     assert "fog2_accuracy" in report_text and "c3_accuracy" in report_text

@@ -13,7 +13,7 @@ from test_workflow import jobs_run
 
 from dataworth.data.sources import CIFAR10C_CORRUPTIONS
 from dataworth.study import StudyError, load_study
-from dataworth.tracking.schemas import FITS, METRICS, SchemaError, read_parquet, write_parquet
+from dataworth.tracking.schemas import EXCHANGE_RATES, FITS, METRICS, SchemaError, read_parquet, write_parquet
 
 
 def study_dict(root, test_sets: dict) -> dict:
@@ -162,6 +162,8 @@ def test_image_study_with_two_shifted_test_sets_through_snakemake(project, data_
 
     fits = read_parquet(project.results("sets-tiny") / "fits.parquet", FITS)
     assert {"cifar10_accuracy", "fog2_accuracy", "c3_accuracy"} <= set(fits["metric"])
+    rates = read_parquet(project.results("sets-tiny") / "exchange_rates.parquet", EXCHANGE_RATES)
+    assert {"cifar10_accuracy", "fog2_accuracy", "c3_accuracy"} <= set(rates["metric"])
     report_text = "\n".join(p.read_text() for p in (project.results("sets-tiny") / "report").rglob("*.md"))
     assert "fog2_accuracy" in report_text and "c3_accuracy" in report_text
 

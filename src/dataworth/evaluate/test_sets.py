@@ -114,8 +114,9 @@ def _data_root(run_dir) -> Path:
     from dataworth.data.sources import data_root
     from dataworth.runs import StudyDir
 
-    study = json.loads(StudyDir(run_dir.path.parent.parent).study_json.read_text())
-    return data_root(study["dataset"].get("root"))
+    study_json = StudyDir(run_dir.path.parent.parent).study_json
+    study = json.loads(study_json.read_text()) if study_json.exists() else {"dataset": {}}
+    return data_root(study["dataset"].get("root"))  # neither: an error naming both
 
 
 def test_sets_run(run_dir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:

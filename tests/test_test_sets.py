@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fixtures_data import write_cifar10, write_cifar10c, write_cifar100, write_cinic10
+from fixtures_data import write_cifar10, write_cifar10c, write_cifar100, write_cinic10, write_idx_dataset
 from test_workflow import jobs_run
 
 from dataworth.data.sources import CIFAR10C_CORRUPTIONS
@@ -70,6 +70,13 @@ def test_a_set_with_other_classes_or_missing_files_fails_before_any_job(data_roo
     message = problems_of(data_root, {"fog3": "cifar10c:fog@3"})  # no CIFAR-10-C under the root
     assert "eval.test_sets.fog3: CIFAR-10-C: " in message and "CIFAR-10-C/fog.npy: not found" in message
     assert "expected layout: CIFAR-10-C/<corruption>.npy" in message and "dataworth data verify" in message
+
+
+def test_a_set_of_another_image_shape_fails_before_any_job(data_root):
+    write_idx_dataset(data_root)  # MNIST: 1 x 28 x 28, CINIC-10: 3 x 32 x 32
+    message = problems_of(data_root, {"digits": "mnist:test"})
+    assert ("eval.test_sets.digits: mnist:test has images of shape (1, 28, 28) but the training data (cinic10) "
+            "has (3, 32, 32); they must match") in message
 
 
 def test_test_sets_need_a_dataset_read_from_files():

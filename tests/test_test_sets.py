@@ -135,6 +135,24 @@ def test_collect_pivots_each_runs_test_sets_into_columns_in_the_study_order(tmp_
     assert list(plain.columns) == METRICS.names
 
 
+def test_a_diverged_run_gets_a_null_row_per_set(tmp_path):
+    from dataworth.evaluate.test_sets import test_sets_run
+    from dataworth.runs import RunDir
+    from dataworth.tracking.schemas import TEST_SETS, TRAINING
+
+    run_dir = RunDir(tmp_path / "study" / "runs" / "r1")
+    run_dir.path.mkdir(parents=True)
+    run_dir.write_config({"run_id": "r1", "eval": {}})
+    training = {name: None for name in TRAINING.names}
+    training.update(run_id="r1", status="diverged")
+    write_parquet(pd.DataFrame([training]), TRAINING, run_dir.training)
+    sets = {"fog3": "cifar10c:fog@3", "c3": "cifar10c:all@3"}
+    test_sets_run(run_dir, "no data read", {"batch_size": 4, "test_sets": sets})
+    rows = read_parquet(run_dir.output("test_sets"), TEST_SETS)
+    assert rows["set"].tolist() == ["fog3", "c3"] and rows["parts"].tolist() == [1, 19]
+    assert rows["accuracy"].isna().all() and rows["loss"].isna().all() and rows["images"].isna().all()
+
+
 def test_mlflow_logs_each_test_sets_columns_and_no_other_extra():
     from dataworth.tracking.mlflow_fields import test_set_metrics
 

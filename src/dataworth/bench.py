@@ -71,6 +71,20 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process high-water mark (KB on Linux)
 
 
+def _time_variants(variants: dict, device: torch.device, repeats: int) -> dict[str, float]:
+    """Seconds of `repeats` calls of each variant's function, after one warm-up call each."""
+    timings = {}
+    for variant, fn in variants.items():
+        fn()
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        _sync(device)
+        timings[variant] = time.perf_counter() - start
+    return timings
+
+
 def _row(section, case, variant, device, seconds, samples=None, steps=None, baseline_seconds=None, **extra):
     return {
         "section": section, "case": case, "variant": variant, "device": str(device), "seconds": seconds,
@@ -193,15 +207,7 @@ def bench_augment(datasets: dict, device: torch.device, batch: int, repeats: int
         def per_sample():
             return torch.cat([policy(x[i : i + 1], gen) for i in range(len(x))])
 
-        timings = {}
-        for variant, fn in (("per-sample loop", per_sample), ("batched", lambda: policy(x, gen))):
-            fn()
-            _sync(device)
-            start = time.perf_counter()
-            for _ in range(repeats):
-                fn()
-            _sync(device)
-            timings[variant] = time.perf_counter() - start
+        timings = _time_variants({"per-sample loop": per_sample, "batched": lambda: policy(x, gen)}, device, repeats)
         rows.append(_row("augment", f"{name} batch {batch}", "per-sample loop", device, timings["per-sample loop"],
                          repeats * batch))
         rows.append(_row("augment", f"{name} batch {batch}", "batched", device, timings["batched"], repeats * batch,
@@ -259,16 +265,8 @@ def _image_policy_rows(device, x, x_cpu, batch, repeats, run_per_image) -> list[
     rows = []
     for name, ops in IMAGE_POLICY_CASES.items():
         policy, gen, rng = build_policy(ops), torch.Generator(device=device).manual_seed(0), random.Random(0)
-        timings = {}
-        for variant, fn in (("per-image Pillow", lambda: run_per_image(name, x_cpu, rng)),
-                            ("batched", lambda: policy(x, gen))):
-            fn()
-            _sync(device)
-            start = time.perf_counter()
-            for _ in range(repeats):
-                fn()
-            _sync(device)
-            timings[variant] = time.perf_counter() - start
+        timings = _time_variants({"per-image Pillow": lambda: run_per_image(name, x_cpu, rng),
+                                  "batched": lambda: policy(x, gen)}, device, repeats)
         case = f"{name} batch {batch} 32x32 RGB"
         rows.append(_row("augment", case, "per-image Pillow (1 core)", "cpu", timings["per-image Pillow"], repeats * batch))
         rows.append(_row("augment", case, "batched", device, timings["batched"], repeats * batch,

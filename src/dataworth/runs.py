@@ -38,6 +38,11 @@ def _probed(run: dict, eval_cfg: dict) -> bool:
     return method_of(run).self_supervised or eval_cfg["probe_supervised"]
 
 
+def _has_test_sets(run: dict, eval_cfg: dict) -> bool:
+    """runs with a trained classifier head, when the study names `eval.test_sets`"""
+    return method_of(run).uses_labels and bool(eval_cfg.get("test_sets"))
+
+
 def _load(path: str):
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)
@@ -54,6 +59,9 @@ class Stage:
     eval_settings: tuple[str, ...] = ()  # the `eval:` keys it reads: its Snakemake params, its marker text
     applies_to: Callable[[dict, dict], bool] = _every_run  # (run, eval settings) -> whether it runs
     help: str = ""
+    # One row per (run, test set) rather than one per run: collect pivots its rows into
+    # metrics.parquet's dynamic `<set>_accuracy` / `<set>_loss` columns (issue 16 item 4).
+    per_test_set: bool = False
 
     @property
     def evaluation(self) -> bool:
@@ -87,6 +95,10 @@ STAGES: dict[str, Stage] = {
         Stage("rankme", ("rankme.parquet",), "rankme", "dataworth.evaluate.representation:rankme_run",
               eval_settings=("batch_size", "rankme"),
               help="RankMe of each run's features and projector outputs; writes its rankme.parquet"),
+        Stage("test_sets", ("test_sets.parquet",), "test_sets", "dataworth.evaluate.test_sets:test_sets_run",
+              eval_settings=("batch_size", "test_sets"), applies_to=_has_test_sets, per_test_set=True,
+              help="evaluate each run's trained classifier on every set of eval.test_sets; writes its "
+                   "test_sets.parquet"),
     )
 }
 EVALUATIONS: dict[str, Stage] = {name: stage for name, stage in STAGES.items() if stage.evaluation}

@@ -191,6 +191,14 @@ class EvalSpec(_Strict):
     probe: ProbeSpec = ProbeSpec()
     knn: KnnSpec = KnnSpec()
     rankme: RankmeSpec = RankmeSpec()
+    # --- issue 16 item 4: several test sets per study (evaluate/test_sets.py) ---
+    test_sets: dict[str, str] = Field(
+        default_factory=dict,
+        description="further test sets of the trained head, name -> reference (e.g. cifar10: cifar10:test, "
+        "fog3: cifar10c:fog@3, c3: cifar10c:all@3 = the mean over the 19 corruptions); names [a-z0-9_], not "
+        "train/test/ood; each gives <name>_accuracy and <name>_loss columns in metrics.parquet",
+    )
+    # ---
 
 
 class ProjectorSpec(_Strict):
@@ -671,6 +679,19 @@ def _cross_check(spec: StudySpec) -> list[str]:
             ds.prepared()
         except DataFileError as exc:
             return [f"dataset: {exc}"]
+    # --- issue 16 item 4: every eval.test_sets reference is found and fits the training data.
+    if spec.eval.test_sets:
+        from dataworth.evaluate.test_sets import check_against_dataset, check_test_sets
+
+        if not ds.stores_pixels:
+            return [f"eval.test_sets: {ds.name} is not read from dataset files; test sets are references to "
+                    "dataset files (cifar10:test, cifar10c:fog@3, ...) and need a dataset that is (cifar10, cinic10, ...)"]
+        test_set_problems = check_test_sets(spec.eval.test_sets)
+        if test_set_problems:
+            return test_set_problems
+        test_set_problems = check_against_dataset(ds, spec.eval.test_sets)
+        if test_set_problems:
+            return test_set_problems
     # ---
     modality = ds.modality
     pool = ds.train_pool_size()

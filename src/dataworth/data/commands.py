@@ -39,6 +39,15 @@ def _found_parts(root: Path, source) -> list[str]:
     return found
 
 
+def _selected_or_exit(args, root: Path) -> list[tuple[str, str]]:
+    """`_selected`, or one line and exit 1 when nothing is found under the root."""
+    pairs = _selected(args, root)
+    if not pairs:
+        print(f"error: no dataset files under {root}; `dataworth data list` shows the layouts", file=sys.stderr)
+        raise SystemExit(1)
+    return pairs
+
+
 def _selected(args, root: Path) -> list[tuple[str, str]]:
     """(source, part) pairs named on the command line, or every part found under the root."""
     from dataworth.data.sources import SOURCES, parse_ref
@@ -81,10 +90,7 @@ def cmd_verify(args) -> None:
     from dataworth.data.sources import SOURCES
 
     root = _root(args)
-    pairs = _selected(args, root)
-    if not pairs:
-        print(f"error: no dataset files under {root}; `dataworth data list` shows the layouts", file=sys.stderr)
-        raise SystemExit(1)
+    pairs = _selected_or_exit(args, root)
     problems = 0
     for key, part in pairs:
         source = SOURCES[key]
@@ -109,10 +115,7 @@ def cmd_prepare(args) -> None:
     from dataworth.data.readers import DataFileError
 
     root = _root(args)
-    pairs = _selected(args, root)
-    if not pairs:
-        print(f"error: no dataset files under {root}; `dataworth data list` shows the layouts", file=sys.stderr)
-        raise SystemExit(1)
+    pairs = _selected_or_exit(args, root)
     for key, part in pairs:
         try:
             folder = prepare_part(root, key, part, log=lambda msg: print(msg, flush=True))

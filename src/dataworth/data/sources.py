@@ -10,8 +10,9 @@ folder). A study names the sets it uses by reference, ``<source>:<part>[@<option
     mnist:test   fashion_mnist:test   emnist:balanced-test   svhn:test
     folder:<path under the root>   npz:<path under the root>
 
-The same references will name `eval.test_sets` later; today a dataset uses them for its
-in-distribution test set (`test`) and its shifted test set (`ood`).
+A dataset uses them for its in-distribution test set (`test`) and its shifted test set (`ood`);
+`eval.test_sets` names any number of further sets with them (evaluate/test_sets.py, which also
+takes `cifar10c:all@<severity>`: the mean over the 19 corruptions).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 A run's row of metrics.parquet is its summary.parquet joined (by run_id) with the files of the
 other evaluation stages (runs.EVALUATIONS) the study asks for (`Study.stages`: rankme.parquet,
 and probe.parquet and knn.parquet for self-supervised runs); the columns of an evaluation a run
-does not have are null.
+does not have are null. A stage with one row per test set (test_sets.parquet, `eval.test_sets`)
+is pivoted first: its sets become the dynamic `<set>_accuracy` / `<set>_loss` columns, after
+the fixed ones.
 """
 
 from __future__ import annotations
@@ -40,18 +42,26 @@ def join_evaluations(summaries: pd.DataFrame, evaluation_paths) -> pd.DataFrame:
                              f"{', '.join(stage.file for stage in joined.values())}")
         frames[path.stem].append(read_parquet(path, stage_schema(joined[path.stem])))
     metrics = summaries
+    dynamic: list[str] = []  # eval.test_sets columns, after the fixed ones
     for name, parts in frames.items():
         if not parts:
             continue
         evaluation = pd.concat(parts, ignore_index=True)
+        per_set = joined[name].per_test_set  # one row per (run, set): pivoted to <set>_accuracy/_loss
+        key = ["run_id", "set"] if per_set else ["run_id"]
         strays = sorted(set(evaluation["run_id"]) - set(summaries["run_id"]))
-        if strays or evaluation["run_id"].duplicated().any():
+        if strays or evaluation.duplicated(key).any():
             raise ValueError(f"{name} files of runs without a summary {strays}, or of one run twice")
+        if per_set:
+            from dataworth.evaluate.test_sets import pivot
+
+            evaluation = pivot(evaluation)
+            dynamic += [c for c in evaluation.columns if c != "run_id"]
         metrics = metrics.merge(evaluation, on="run_id", how="left")
     for column in METRICS.names:
         if column not in metrics.columns:
             metrics[column] = None
-    return metrics[METRICS.names]
+    return metrics[[*METRICS.names, *dynamic]]
 
 
 def run_metrics(summary_path: str | Path) -> pd.DataFrame:

@@ -47,6 +47,15 @@ EVALUATION_METRICS = (
     "rankme_encoder", "rankme_projector",
 )
 
+
+def test_set_metrics(row: dict) -> dict:
+    """The `<set>_accuracy` / `<set>_loss` values of eval.test_sets in a run's metrics row (the
+    dynamic columns of metrics.parquet), logged as final metrics under the same names."""
+    from dataworth.tracking.schemas import METRICS, METRICS_DYNAMIC
+
+    return {k: v for k, v in row.items() if k not in METRICS.names and METRICS_DYNAMIC.match(k)}
+
+
 # MLflow's limits on one param value and on the metrics of one log-batch request (the mlflow
 # client splits its own batches; the live logger, which has no client, must stay within them).
 MAX_PARAM_LENGTH = 6000

@@ -290,7 +290,8 @@ def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir,
     step = int(summary["steps_completed"])
     summary_time = _mtime_ms(rd.summary)
     final = {**{k: summary[k] for k in (*fields.SUMMARY_METRICS, *fields.EVALUATION_METRICS)},
-             **{k: training[k] for k in fields.TRAINING_METRICS}}
+             **{k: training[k] for k in fields.TRAINING_METRICS},
+             **fields.test_set_metrics(summary)}
     for key, value in final.items():
         value = fields.metric_value(value)
         if value is not None and latest.get(key) != value:

@@ -24,6 +24,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PlainValidator, Tag, ValidationError, field_validator,
                       model_validator)
 
+from dataworth.augment import MAX_REPETITION_BYTES
 from dataworth.augment.ops import OP_SPECS, OpSpec
 from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
 from dataworth.methods import METHODS
@@ -55,10 +56,6 @@ MAX_MODEL_PARAMETERS = 1_000_000_000
 MAX_GENERATED_DATASET_BYTES = 4 * 2**30
 # Values per sample of generated datasets whose length is not a setting.
 _FIXED_SAMPLE_VALUES = {"mnist1d": 40}
-# Fixed repetitions (augmentations.<policy>.rounds) hold n_train x rounds copies of the training
-# images on the device for the whole run: uint8 for pixel datasets, float32 otherwise. 8 GiB is
-# 50,000 CIFAR images x 54 rounds, and fits beside a ResNet-18's training on a 16 GiB GPU.
-MAX_REPETITION_BYTES = 8 * 2**30
 # sbatch options in resources.slurm.extra, and the strings that reach the sbatch command line
 # (partition, account, qos): the SLURM executor plugin runs that line through a shell, so only
 # characters that no shell treats specially may pass.

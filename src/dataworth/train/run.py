@@ -85,7 +85,7 @@ def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch
     policy = data.training_policy(build_policy(run["augmentation"]["ops"]))
     # --- issue 17 item 2: a policy with rounds trains on a fixed set of copies drawn once ---
     if run["augmentation"].get("rounds"):
-        from dataworth.study import MAX_REPETITION_BYTES
+        from dataworth.augment import MAX_REPETITION_BYTES
         from dataworth.train.repetitions import fixed_copies, repetition_seed
 
         rounds = run["augmentation"]["rounds"]

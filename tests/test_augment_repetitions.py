@@ -1,4 +1,6 @@
-"""Fixed repetitions (issue 17 item 2): r augmented copies drawn once, trained on instead of fresh draws."""
+"""Fixed repetitions (issue 17 item 2): r augmented copies drawn once, trained on instead of fresh draws.
+
+A rounds policy also trains through the workflow in test_augment_image_workflow.py."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataworth.augment import build_policy
 from dataworth.data import prepare_dataset
 from dataworth.runs import RunDir
 from dataworth.study import StudyError, load_study
-from dataworth.tracking.schemas import HISTORY, METRICS, read_parquet
+from dataworth.tracking.schemas import HISTORY, read_parquet
 from dataworth.train import train_run
 from dataworth.train.loop import train
 from dataworth.train.repetitions import fixed_copies
@@ -148,24 +150,6 @@ def test_pixel_copies_are_uint8_and_follow_the_policy_draws():
     assert copies.dtype == torch.uint8 and torch.equal(copies, expected.to(torch.uint8))
     with pytest.raises(ValueError, match=r"augmentation\.rounds: 10 images x 2 rounds"):
         fixed_copies(x, policy, 2, False, torch.Generator(), True, 100)
-
-
-@pytest.mark.integration
-def test_a_rounds_policy_trains_through_the_workflow(project):
-    study = {
-        "study": "digits-reps",
-        "dataset": {"name": "digits"},
-        "augmentations": {"reps": {"ops": [{"op": "hflip"}, {"op": "crop", "padding": 1}], "rounds": 3,
-                                   "first_round_clean": True}},
-        "grid": {"n_train": [64], "augmentation": ["reps"], "model": [{"name": "cnn2d", "width": 4}], "seed": [0]},
-        "train": {"steps": 8, "batch_size": 32, "log_every": 4},
-        "eval": {"batch_size": 512},
-    }
-    project.write_study(study)
-    project.snakemake("results/digits-reps/metrics.parquet")
-    metrics = read_parquet(project.results("digits-reps") / "metrics.parquet", METRICS)
-    assert metrics["run_id"].tolist() == [r["run_id"] for r in load_study(study).runs]
-    assert (metrics["status"] == "ok").all() and (metrics["n_train"] == 64).all()
 
 
 def test_pixel_dataset_rounds_are_uint8_copies_normalised_only_when_trained(tmp_path, monkeypatch):

@@ -248,6 +248,11 @@ class StudyDir:
         return self.path / "exchange_rates.parquet"
 
     @property
+    def reference(self) -> Path:
+        """Published values against ours (issue 18 item 4; empty without a reference block)."""
+        return self.path / "reference.parquet"
+
+    @property
     def report(self) -> Path:
         return self.path / "report"
 

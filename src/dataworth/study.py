@@ -97,13 +97,18 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    name: Literal["mlp", "cnn1d", "cnn2d", "resnet18"] = Field(
-        description="architecture: mlp (any data), cnn1d (1D signals), cnn2d or resnet18 (CIFAR variant; images)"
+    name: Literal["mlp", "cnn1d", "cnn2d", "resnet18", "linear", "mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru"] = Field(
+        description="architecture: mlp (any data), cnn1d (1D signals), cnn2d or resnet18 (CIFAR variant; images); "
+        "the MNIST-1D benchmark's linear (logistic regression; width unused), mnist1d_mlp, mnist1d_cnn (1D) and "
+        "mnist1d_gru (1D, bidirectional)"
     )
-    width: int = Field(gt=0, description="hidden units (mlp) or base channels (cnn1d, cnn2d, resnet18)")
+    width: int = Field(gt=0, description="hidden units (mlp, mnist1d_mlp, mnist1d_gru) or base channels (cnn1d, cnn2d, "
+                                         "resnet18, mnist1d_cnn); linear: 1")
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> "ModelSpec":
+        if self.name == "linear" and self.width != 1:  # issue 18: two widths of one model would be the same runs
+            raise ValueError(f"width {self.width}: linear has no hidden layer; allowed: 1")
         if estimated_parameters(self.name, self.width) > MAX_MODEL_PARAMETERS:
             largest = math.isqrt(MAX_MODEL_PARAMETERS // estimated_parameters(self.name, 1))
             raise ValueError(
@@ -386,6 +391,27 @@ def policy_identity(name: str, policy) -> dict:
 # ---
 
 
+# --- issue 18 item 4: published values the report compares with (analysis/reference.py) ---
+REFERENCE_SETTING_KEYS = ("method", "n_train", "augmentation", "model", "width")
+
+
+class ReferenceRowSpec(_Strict):
+    label: Optional[str] = Field(default=None, description="what the row is, e.g. the paper's name for the model")
+    setting: dict[Literal[REFERENCE_SETTING_KEYS], Union[int, str]] = Field(
+        description="the runs of the row: grid values (method, n_train, augmentation, model, width) that pick one "
+        "setting; its seeds are averaged"
+    )
+    metric: str = Field(description="a metrics.parquet column: test_accuracy, ood_accuracy, <test set>_accuracy, ...")
+    value: float = Field(description="the published value, in the column's units (accuracy as a fraction: 0.94)")
+    tolerance: float = Field(ge=0, description="within tolerance when |our mean over seeds - value| <= tolerance")
+
+
+class ReferenceSpec(_Strict):
+    source: str = Field(min_length=1, description="citation of the published values (paper, table or figure)")
+    rows: list[ReferenceRowSpec] = Field(min_length=1, description="published values, one per setting and metric")
+# ---
+
+
 class StudySpec(_Strict):
     study: str = Field(
         pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH,
@@ -402,6 +428,9 @@ class StudySpec(_Strict):
     ssl: SslSpec = SslSpec()
     tracking: TrackingSpec = TrackingSpec()
     resources: ResourcesSpec = Field(default=ResourcesSpec(), description="what cluster jobs ask for (execution-only)")
+    reference: Optional[ReferenceSpec] = Field(  # issue 18 item 4
+        default=None, description="published values the report checks this study's results against (not part of run ids)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -736,6 +765,10 @@ def _cross_check(spec: StudySpec) -> list[str]:
                 f"{', '.join(spec.augmentations) or '(none defined)'}"
             )
     problems += _repetition_problems(spec)
+    if spec.reference is not None:  # issue 18 item 4
+        from dataworth.analysis.reference import reference_problems
+
+        problems += reference_problems(spec, _expand(spec))
     for policy, written in spec.augmentations.items():
         for j, op in enumerate(policy_ops(written)):
             if modality not in op.modalities:

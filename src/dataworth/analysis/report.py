@@ -2,6 +2,8 @@
 
     <out>/fits.parquet            the law of every curve                  (schema FITS)
     <out>/exchange_rates.parquet  exchange rates at the sizes + dense grid (schema EXCHANGE_RATES)
+    <out>/reference.parquet       the study's published values against ours (schema REFERENCE; no
+                                  rows without a `reference:` block in study.json)
     <out>/report/                 report.md, tables (.md, .tex), figures (.png); with RankMe and
                                   probe columns also RankMe against probe accuracy; for image
                                   studies (study.json beside metrics.parquet) one augment-preview
@@ -19,11 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataworth.analysis import exchange, figures, laws, rankme_vs_probe, tables
+from dataworth.analysis import exchange, figures, laws, rankme_vs_probe, reference as published, tables
 from dataworth.analysis.curves import GROUP_KEY, REFERENCE_POLICY, curves_from_metrics
 from dataworth.analysis.fits import CurveFit, fit_curves, fits_table
 from dataworth.files import atomic_folder, write_text_atomic
-from dataworth.tracking.schemas import EXCHANGE_RATES, FITS, METRICS, read_parquet, write_parquet
+from dataworth.tracking.schemas import EXCHANGE_RATES, FITS, METRICS, REFERENCE, read_parquet, write_parquet
 
 
 @dataclass
@@ -68,10 +70,17 @@ def build_report(metrics: pd.DataFrame, out_dir: str | Path, *, metric_names: li
     # Re-read what was written: the tables show exactly the stored numbers and types.
     fits = read_parquet(out_dir / "fits.parquet", FITS)
     rates = read_parquet(out_dir / "exchange_rates.parquet", EXCHANGE_RATES)
+    # --- issue 18 item 4: published values against ours
+    reference_block = getattr(study_spec, "reference", None)
+    compared = published.reference_table(metrics, reference_block) if reference_block else published.empty_table()
+    write_parquet(compared, REFERENCE, out_dir / "reference.parquet")
+    compared = read_parquet(out_dir / "reference.parquet", REFERENCE)
+    # ---
 
     with atomic_folder(out_dir / "report") as folder:
         files = _write_report(folder, metrics, curve_fits, fits, rates, reference=reference,
-                              n_bootstrap=n_bootstrap, source=source, study_spec=study_spec)
+                              n_bootstrap=n_bootstrap, source=source, study_spec=study_spec,
+                              published_section=published.section(compared))
     return Report(fits=fits, exchange_rates=rates, folder=out_dir / "report", files=files)
 
 
@@ -80,7 +89,8 @@ def _slug(*parts) -> str:
 
 
 def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit], fits: pd.DataFrame,
-                  rates: pd.DataFrame, *, reference: str, n_bootstrap: int, source: str, study_spec=None) -> list[str]:
+                  rates: pd.DataFrame, *, reference: str, n_bootstrap: int, source: str, study_spec=None,
+                  published_section: list[str] = ()) -> list[str]:
     files: list[str] = []
 
     def save_table(name: str, table: tables.Table) -> str:
@@ -126,7 +136,7 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
 
     text = _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files,
                             reference=reference, n_bootstrap=n_bootstrap, source=source, files=files,
-                            label_free=label_free + previews)
+                            label_free=label_free + previews, published_section=list(published_section))
     write_text_atomic(folder / "report.md", text)
     return ["report.md", *files]
 
@@ -165,7 +175,7 @@ def _augmentation_previews(folder: Path, spec, metrics: pd.DataFrame, reference:
 
 
 def _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files, *,
-                     reference, n_bootstrap, source, files, label_free) -> str:
+                     reference, n_bootstrap, source, files, label_free, published_section=()) -> str:
     studies = ", ".join(f"`{s}`" for s in sorted(metrics["study"].dropna().unique())) or "(unnamed)"
     status_counts = ", ".join(f"{count} {status}" for status, count in metrics["status"].value_counts().items())
     sizes = sorted(metrics["n_train"].unique())
@@ -177,6 +187,7 @@ def _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, fig
         f"sizes n = {', '.join(str(int(s)) for s in sizes)}; policies {', '.join(policies)}; "
         f"reference policy `{reference}`; {n_bootstrap} bootstrap resamples over seeds.",
         "",
+        *published_section,  # issue 18 item 4: first, it answers "do we reproduce the paper?"
         "## Scaling laws",
         "",
         "Each curve (dataset, model, width, method, augmentation policy, metric) is fitted with the saturating power "
@@ -216,6 +227,6 @@ def _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, fig
     out += [f"- `{status}`: {meaning}" for status, meaning in laws.STATUSES.items()]
     out += ["", "Exchange rates:", ""]
     out += [f"- `{status}`: {meaning}" for status, meaning in exchange.STATUSES.items()]
-    out += ["", "## Files", "", "- `../fits.parquet`, `../exchange_rates.parquet`"]
+    out += ["", "## Files", "", "- `../fits.parquet`, `../exchange_rates.parquet`, `../reference.parquet`"]
     out += [f"- [`{name}`]({name})" for name in files]
     return "\n".join(out) + "\n"

@@ -11,6 +11,11 @@ MODEL_MODALITIES: dict[str, tuple[str, ...]] = {
     "cnn1d": ("signal1d",),
     "cnn2d": ("image",),
     "resnet18": ("image",),
+    # issue 18 item 5: the MNIST-1D benchmark's baselines (models/mnist1d_baselines.py)
+    "linear": ("signal1d", "image"),
+    "mnist1d_mlp": ("signal1d", "image"),
+    "mnist1d_cnn": ("signal1d",),
+    "mnist1d_gru": ("signal1d",),
 }
 
 
@@ -22,6 +27,10 @@ PARAMETERS_PER_WIDTH_SQUARED: dict[str, int] = {
     "cnn1d": 18,  # conv3 width->2w (6 w^2) + conv3 2w->2w (12 w^2)
     "cnn2d": 90,  # conv3x3 width->2w (18 w^2) + conv3x3 2w->4w (72 w^2)
     "resnet18": 2727,  # 11.17 M parameters at width 64 (the standard network) / 64**2
+    "linear": 0,  # no hidden layer: width is not used
+    "mnist1d_mlp": 1,  # Linear(width, width)
+    "mnist1d_cnn": 6,  # conv3 width->width, twice
+    "mnist1d_gru": 6,  # 3 gates x width->width, two directions
 }
 
 
@@ -44,4 +53,16 @@ def build_model(name: str, width: int, sample_shape: tuple[int, ...], num_classe
         return CNN2d(in_channels, width, num_classes)
     if name == "resnet18":
         return ResNet18(in_channels, width, num_classes)
+    # --- issue 18 item 5
+    from dataworth.models import mnist1d_baselines as baselines
+
+    if name == "linear":
+        return baselines.Linear(sample_shape, num_classes)
+    if name == "mnist1d_mlp":
+        return baselines.Mnist1dMLP(sample_shape, width, num_classes)
+    if name == "mnist1d_cnn":
+        return baselines.Mnist1dCNN(sample_shape, width, num_classes)
+    if name == "mnist1d_gru":
+        return baselines.Mnist1dGRU(sample_shape, width, num_classes)
+    # ---
     raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODEL_MODALITIES)}")

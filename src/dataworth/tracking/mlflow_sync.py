@@ -46,7 +46,7 @@ from dataworth.tracking.schemas import HISTORY, TRAINING, read_parquet
 # Bump when what a run looks like in MLflow changes: every run is then sent again.
 SYNC_FORMAT = 1
 # The study's analysis outputs (dataworth.analysis), logged on the study's run when present.
-ANALYSIS_FILES = ("metrics.parquet", "fits.parquet", "exchange_rates.parquet")
+ANALYSIS_FILES = ("metrics.parquet", "fits.parquet", "exchange_rates.parquet", "reference.parquet")
 REPORT_DIR = "report"
 
 
@@ -397,6 +397,11 @@ def _sync_study_run(client, parent_id: str, study: Study, study_dir: Path, statu
         "dataworth.git_dirty": version["git_dirty"],
         fields.GIT_COMMIT_TAG: version["git_commit"],
     }
+    # --- issue 18 item 4: the published-vs-reproduced rows (analysis/reference.py)
+    reference_metrics, reference_tags = _reference_fields(study_dir)
+    metrics += [Metric(k, v, now, 0) for k, v in reference_metrics.items() if parent.data.metrics.get(k) != v]
+    tags.update(reference_tags)
+    # ---
     tags = [RunTag(k, fields.as_text(v)) for k, v in tags.items() if v is not None]
     client.log_batch(parent_id, metrics=metrics, tags=tags)
     with tempfile.TemporaryDirectory() as tmp:
@@ -408,6 +413,15 @@ def _sync_study_run(client, parent_id: str, study: Study, study_dir: Path, statu
     _log_folder(client, parent_id, study_dir / REPORT_DIR)
     client.set_terminated(parent_id, "FINISHED")
     client.set_tag(parent_id, fields.SYNCED_TAG, fingerprint)
+
+
+def _reference_fields(study_dir: Path) -> tuple[dict, dict]:
+    """reference.parquet as the study run's metrics and tags (none before the report is built)."""
+    from dataworth.analysis.reference import mlflow_fields
+    from dataworth.tracking.schemas import REFERENCE, read_parquet
+
+    path = study_dir / "reference.parquet"
+    return mlflow_fields(read_parquet(path, REFERENCE)) if path.exists() else ({}, {})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -340,3 +340,23 @@ EXCHANGE_RATES = _schema(
 
 SCHEMAS.update(fits=FITS, exchange_rates=EXCHANGE_RATES)
 SCHEMAS.update(metrics=METRICS)
+
+# --- issue 18 item 4: reference.parquet, the study's published values against ours (analysis/reference.py)
+REFERENCE = _schema(
+    ("row", pa.int64(), "index of the row in the study's reference.rows"),
+    ("label", pa.string(), "the row's label (or its setting)"),
+    ("setting", pa.string(), "the grid values that pick the row's runs, e.g. model=mnist1d_cnn n_train=4000"),
+    ("metric", pa.string(), "metrics.parquet column compared"),
+    ("published", pa.float64(), "the published value"),
+    ("tolerance", pa.float64(), "the row's tolerance: within when |mean - published| <= tolerance"),
+    ("runs", pa.int64(), "runs of the setting in metrics.parquet (any status)"),
+    ("seeds_used", pa.int64(), "runs that finished ok with the metric: the seeds averaged"),
+    ("mean", pa.float64(), "our mean over those seeds (null when not run)"),
+    ("ci_low", pa.float64(), "95% Student-t interval of the mean over seeds, lower end (null under 2 seeds)"),
+    ("ci_high", pa.float64(), "95% Student-t interval of the mean over seeds, upper end"),
+    ("difference", pa.float64(), "mean - published"),
+    ("verdict", pa.string(), "within, outside or not run"),
+    ("source", pa.string(), "the reference block's citation"),
+)
+SCHEMAS.update(reference=REFERENCE)
+# ---

@@ -36,4 +36,5 @@ def test_resnet_width_multiplier_scales_parameters_quadratically():
 
 
 def test_every_model_declares_its_modalities():
-    assert set(MODEL_MODALITIES) == {"mlp", "cnn1d", "cnn2d", "resnet18"}
+    assert set(MODEL_MODALITIES) == {"mlp", "cnn1d", "cnn2d", "resnet18",
+                                     "linear", "mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru"}

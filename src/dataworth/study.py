@@ -429,7 +429,8 @@ class StudySpec(_Strict):
     tracking: TrackingSpec = TrackingSpec()
     resources: ResourcesSpec = Field(default=ResourcesSpec(), description="what cluster jobs ask for (execution-only)")
     reference: Optional[ReferenceSpec] = Field(  # issue 18 item 4
-        default=None, description="published values the report checks this study's results against (not part of run ids)"
+        default=None, description="published values the report checks this study's results against, row by row "
+        "(docs/analysis.md); not part of run ids"
     )
 
 

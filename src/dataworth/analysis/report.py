@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataworth.analysis import exchange, figures, laws, rankme_vs_probe, reference as published, tables
+from dataworth.analysis import across_settings, exchange, figures, laws, rankme_vs_probe, reference as published, tables
 from dataworth.analysis.curves import GROUP_KEY, REFERENCE_POLICY, curves_from_metrics
 from dataworth.analysis.fits import CurveFit, fit_curves, fits_table
 from dataworth.files import atomic_folder, write_text_atomic
@@ -125,6 +125,11 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
         figure_files[group] = names
         files.extend(names.values())
 
+    # --- issue 18 item 6: exchange rates across model widths and types (fig. 3a/3b)
+    across, across_files = across_settings.write(folder, rates, metric_names, reference, save_table)
+    files.extend(across_files)
+    # ---
+
     label_free = []
     if rankme_vs_probe.has_data(metrics):
         correlations = rankme_vs_probe.correlations(metrics)
@@ -136,7 +141,7 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
 
     text = _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files,
                             reference=reference, n_bootstrap=n_bootstrap, source=source, files=files,
-                            label_free=label_free + previews, published_section=list(published_section))
+                            label_free=across + label_free + previews, published_section=list(published_section))
     write_text_atomic(folder / "report.md", text)
     return ["report.md", *files]
 

@@ -3,7 +3,7 @@ after the architectures of the paper's `notebooks/models.py` (greydanus/mnist1d)
 
 - `linear`:      logistic regression, one Linear layer on the flattened signal;
 - `mnist1d_mlp`: Linear(L, w) -> ReLU, then a residual hidden layer h + ReLU(Linear(w, w)(h)),
-                 then the head (the paper's MLPBase, w = 100);
+                 then the head (the paper's MLPBase: w = 100 by default, 256 in its benchmark recipe);
 - `mnist1d_cnn`: three plain convolutions with ReLU, no BatchNorm, no pooling (kernel 5 stride 2
                  padding 1, then kernel 3 stride 2 padding 1 twice; w = 25 channels), flattened into
                  the head (the paper's ConvBase: 25 x 5 = 125 features on a signal of length 40);

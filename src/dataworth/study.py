@@ -769,7 +769,7 @@ def _cross_check(spec: StudySpec) -> list[str]:
     if spec.reference is not None:  # issue 18 item 4
         from dataworth.analysis.reference import reference_problems
 
-        problems += reference_problems(spec, _expand(spec))
+        problems += reference_problems(spec, [run_row(run) for run in _expand(spec)], REFERENCE_SETTING_KEYS)
     for policy, written in spec.augmentations.items():
         for j, op in enumerate(policy_ops(written)):
             if modality not in op.modalities:

@@ -45,14 +45,12 @@ def known_metrics(spec) -> list[str]:
     return fixed + dynamic
 
 
-def reference_problems(spec, runs: list[dict]) -> list[str]:
+def reference_problems(spec, rows: list[dict], setting_keys: tuple[str, ...]) -> list[str]:
     """One line per problem of the reference block: unknown metric, a setting that picks no run
-    of the grid, or runs of more than one setting (their mean would mix settings)."""
-    from dataworth.study import REFERENCE_SETTING_KEYS, run_row
-
+    of the grid, or runs of more than one setting (their mean would mix settings). `rows`: the
+    grid's runs as run-table rows; `setting_keys`: the grid columns a setting may name."""
     problems = []
     metrics = known_metrics(spec)
-    rows = [run_row(run) for run in runs]
     for i, ref in enumerate(spec.reference.rows):
         where = f"reference.rows[{i}]"
         if ref.metric not in metrics:
@@ -64,9 +62,9 @@ def reference_problems(spec, runs: list[dict]) -> list[str]:
             problems.append(f"{where}.setting: {_setting_text(ref.setting)} picks no run of the grid; allowed values: "
                             + "; ".join(f"{k} in {v}" for k, v in values.items()))
             continue
-        settings = {tuple(r[k] for k in REFERENCE_SETTING_KEYS) for r in picked}
+        settings = {tuple(r[k] for k in setting_keys) for r in picked}
         if len(settings) > 1:
-            differ = [k for j, k in enumerate(REFERENCE_SETTING_KEYS) if len({s[j] for s in settings}) > 1]
+            differ = [k for j, k in enumerate(setting_keys) if len({s[j] for s in settings}) > 1]
             problems.append(f"{where}.setting: {_setting_text(ref.setting)} picks runs of {len(settings)} settings "
                             f"(they differ in {', '.join(differ)}); allowed: add {', '.join(differ)} to pick one")
     return problems

@@ -43,7 +43,7 @@ def test_default_params_yaml_is_valid():
         (lambda s: s["augmentations"]["shift"][0].update(max_shfit=2), ["augmentations.shift[0].max_shfit: unknown key; allowed keys here: p, op, max_shift"]),
         (lambda s: s["grid"]["augmentation"].append("crop_flip"), ["grid.augmentation[2]", "unknown policy 'crop_flip'", "none, shift"]),
         (lambda s: s["augmentations"].update(flip=[{"op": "flip"}]), ["augmentations.flip[0].op", "'flip' does not apply to signal1d data", "allowed: correlated_noise, noise, scale, shift"]),
-        (lambda s: s["grid"]["model"].append({"name": "resnet18", "width": 4}), ["grid.model[1].name", "'resnet18' does not take signal1d data", "allowed: cnn1d, mlp"]),
+        (lambda s: s["grid"]["model"].append({"name": "resnet18", "width": 4}), ["grid.model[1].name", "'resnet18' does not take signal1d data", "allowed: cnn1d, linear, mlp, mnist1d_cnn, mnist1d_gru, mnist1d_mlp"]),
         (lambda s: s["train"].update(optimizer="adam"), ["train.optimizer", "'sgd' or 'adamw'"]),
         (lambda s: s["train"].update(device="tpu"), ["train.device", "auto, cpu, cuda, cuda:N"]),
         (lambda s: s["train"].update(warmup_steps=40), ["train", "warmup_steps (40) must be smaller than steps (40)"]),

@@ -109,7 +109,9 @@ def write(folder: Path, rates: pd.DataFrame, metrics: list[str], reference: str,
     section, files = [], []
     for key, rows in comparisons(rates).items():
         n = common_size(rows)
-        present = [m for m in metrics if (rows["metric"] == m).any()]
+        # A metric with no exchange rate at n (no reference fitted, say) has nothing to compare.
+        at_n = rows[(rows["n"] == n) & rows["status"].isin(["ok", "beyond_reference_asymptote"])]
+        present = [m for m in metrics if (at_n["metric"] == m).any()]
         if n is None or not present:
             continue
         slug = "_".join(str(k) for k in key)

@@ -63,7 +63,7 @@ def table(rows: pd.DataFrame, metric: str, n: float, reference: str = REFERENCE_
 
 
 def figure(rows: pd.DataFrame, metrics: list[str], n: float, path: Path, reference: str = REFERENCE_POLICY) -> Path:
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter
 
     from dataworth.analysis import figures
 
@@ -79,14 +79,16 @@ def figure(rows: pd.DataFrame, metrics: list[str], n: float, path: Path, referen
             ok = cells["status"] == "ok"
             low = (cells["ratio"] - cells["ratio_low"]).where(ok).fillna(0).clip(lower=0)
             high = (cells["ratio_high"] - cells["ratio"]).where(ok).fillna(0).clip(lower=0)
+            # A line joins widths of one model; model types are separate points (no order between them).
             ax.errorbar(cells["x"], cells["ratio"].where(ok), yerr=[low, high], color=colors[policy], marker="o",
-                        lw=1.6, capsize=3, label=policy)
+                        lw=1.6, ls="-" if one_model else "none", capsize=3, label=policy)
             beyond = cells[cells["status"] == "beyond_reference_asymptote"]
             if len(beyond):
                 ax.scatter(beyond["x"], np.full(len(beyond), 0.95), marker="^", s=50, color=colors[policy],
                            transform=ax.get_xaxis_transform(), label=f"{policy}: beyond b_ref")
         ax.axhline(1.0, color="black", lw=0.8, ls=":")
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(lambda value, _: f"{value:g}")
         ax.yaxis.set_minor_formatter(NullFormatter())
         if one_model:
@@ -97,7 +99,7 @@ def figure(rows: pd.DataFrame, metrics: list[str], n: float, path: Path, referen
             ax.set_xticks(range(len(settings)), [f"{m}\nw{w}" for m, w in settings])
             ax.set_xlabel("model and width")
         ax.set_ylabel(f"(n + v(n)) / n at n = {n:g}")
-        ax.set_title(f"exchange rate across models: {tables.metric_title(metric)}")
+        ax.set_title(f"exchange rate: {metric}")
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")

@@ -31,8 +31,23 @@ def cmd_report(args) -> None:
         print(f"  {row.augmentation:<20} {row.metric:<16} {row.status:<14} {law}")
     at_sizes = report.exchange_rates[report.exchange_rates["grid"] == "study"]
     print(f"exchange rates at the study's sizes: {_counts(at_sizes['status'])}")
+    _print_reference(report.folder.parent / "reference.parquet")  # issue 18 item 4
     print(f"wrote {report.folder.parent / 'fits.parquet'}, {report.folder.parent / 'exchange_rates.parquet'} and "
           f"{len(report.files)} files in {report.folder}/ (report.md) in {time.perf_counter() - start:.1f}s")
+
+
+def _print_reference(path: Path) -> None:
+    """The published-vs-reproduced verdicts, one line per row (nothing without a reference block)."""
+    from dataworth.tracking.schemas import REFERENCE, read_parquet
+
+    table = read_parquet(path, REFERENCE)
+    if table.empty:
+        return
+    print(f"published vs reproduced: {_counts(table['verdict'])}")
+    for row in table.itertuples():
+        ours = f"{row.mean:.4f}" if row.seeds_used else "–"
+        print(f"  {row.label:<24} {row.metric:<16} published {row.published:.4f} ours {ours} ({row.seeds_used} seeds) "
+              f"{row.verdict}")
 
 
 def _counts(statuses) -> str:

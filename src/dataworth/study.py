@@ -35,7 +35,8 @@ RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
 # run id so a study moved from a laptop to a cluster keeps its run ids. (The `eval` section is
 # left out too: a run's id names what was trained.)
-EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
+EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile",
+                               "eval_every", "eval_samples")  # issue 20: held-out curves are watched, not computed
 # Train settings a self-supervised run does not use (it has no labels): left out of its id.
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
 
@@ -133,6 +134,25 @@ class TrainSpec(_Strict):
         description="torch.compile the network for training: faster steps on a GPU after a compile of tens of "
         "seconds per process; results equal within floating-point tolerance",
     )
+
+    # --- issue 20 item 1: held-out learning curves (train/heldout.py); execution-only, not in run ids
+    eval_every: int = Field(
+        default=0, ge=0,
+        description="test and OOD loss and accuracy every N steps into history.parquet (held-out curves; "
+        "supervised runs); 0 = off; a multiple of log_every",
+    )
+    eval_samples: int = Field(
+        default=2048, gt=0,
+        description="held-out curves: at most this many samples of each set (a fixed random subset)",
+    )
+
+    @model_validator(mode="after")
+    def _eval_every_on_log_rows(self) -> "TrainSpec":
+        if self.eval_every % self.log_every:
+            raise ValueError(f"eval_every ({self.eval_every}) must be a multiple of log_every ({self.log_every}); "
+                             f"allowed: 0 (off), {self.log_every}, {2 * self.log_every}, ...")
+        return self
+    # ---
 
     @field_validator("device")
     @classmethod

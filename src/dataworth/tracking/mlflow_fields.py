@@ -33,7 +33,10 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 # history.parquet column -> metric name. The summary's train_loss is the loss on the whole
 # training subset after training; these are means over the augmented batches while training.
-HISTORY_METRICS = {"loss": "batch_loss", "accuracy": "batch_accuracy", "lr": "learning_rate"}
+HISTORY_METRICS = {"loss": "batch_loss", "accuracy": "batch_accuracy", "lr": "learning_rate",
+                   # issue 20 item 1: held-out curves (train.eval_every), on the steps evaluated only
+                   "test_loss": "heldout_test_loss", "test_accuracy": "heldout_test_accuracy",
+                   "ood_loss": "heldout_ood_loss", "ood_accuracy": "heldout_ood_accuracy"}
 
 # summary.parquet / training.parquet columns logged as the run's final metrics.
 SUMMARY_METRICS = (

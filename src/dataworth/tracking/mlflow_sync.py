@@ -286,7 +286,7 @@ def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir,
 
     from mlflow.entities import Metric, Param, RunTag
 
-    metrics = [Metric(key, value, ts, step) for key, value, ts, step in _history_points(history, rd, on_server)]
+    metrics = [Metric(key, value, ts, step) for key, value, ts, step in _history_points(history, rd, on_server, training)]
     step = int(summary["steps_completed"])
     summary_time = _mtime_ms(rd.summary)
     final = {**{k: summary[k] for k in (*fields.SUMMARY_METRICS, *fields.EVALUATION_METRICS)},
@@ -308,16 +308,26 @@ def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir,
     for path in _run_files(rd, log_models):
         client.log_artifact(mlrun_id, str(path))
     _log_folder(client, mlrun_id, rd.path / "logs")
-    client.set_terminated(mlrun_id, "FINISHED", end_time=summary_time)
+    client.set_terminated(mlrun_id, "FINISHED", end_time=_record_time_ms(training, "ended_at") or summary_time)
     # Last: a sync cut off before this line sends the run again next time.
     client.set_tag(mlrun_id, fields.SYNCED_TAG, fingerprint)
     return outcome, summary["status"]
 
 
 def _create_run(client, experiment_id: str, run: dict, rd: RunDir, training: dict) -> str:
-    started = _mtime_ms(rd.training) - int(1000 * (training["wall_seconds"] or 0))
+    started = _record_time_ms(training, "started_at")
+    if started is None:  # a run trained before training.parquet recorded its times
+        started = _mtime_ms(rd.training) - int(1000 * (training["wall_seconds"] or 0))
     tags = {k: v for k, v in fields.run_tags(run).items() if k != fields.RUN_NAME_TAG}
     return client.create_run(experiment_id, start_time=started, tags=tags, run_name=fields.run_name(run)).info.run_id
+
+
+def _record_time_ms(training: dict, column: str) -> int | None:
+    """training.parquet's started_at / ended_at in ms since the epoch (issue 20 item 4), or None."""
+    import pandas as pd
+
+    value = training.get(column)
+    return None if value is None or pd.isna(value) else int(pd.Timestamp(value).timestamp() * 1000)
 
 
 def _history_on_server(client, mlrun_id: str, key: str) -> dict[int, float]:
@@ -335,12 +345,12 @@ def _curve_differs(history, on_server: dict[str, dict[int, float]]) -> bool:
     return False
 
 
-def _history_points(history, rd: RunDir, on_server: dict):
+def _history_points(history, rd: RunDir, on_server: dict, training: dict):
     """(key, value, timestamp, step) of each history value MLflow does not hold yet.
 
-    Timestamps come from the file (its time, less the training time still to come at that row),
-    so the same file always gives the same points."""
-    end = _mtime_ms(rd.history)
+    Timestamps come from the training record's end (the file's time for older runs), less the
+    training time still to come at that row, so the same files always give the same points."""
+    end = _record_time_ms(training, "ended_at") or _mtime_ms(rd.history)
     last_elapsed = float(history["elapsed_seconds"].iloc[-1]) if len(history) else 0.0
     for row in history.itertuples(index=False):
         timestamp = end - int(1000 * (last_elapsed - row.elapsed_seconds))

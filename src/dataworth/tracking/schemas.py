@@ -51,6 +51,12 @@ HISTORY = _schema(
      "mean training-batch accuracy (augmented batches) since the previous row; null for self-supervised methods"),
     ("lr", pa.float64(), "learning rate at this step"),
     ("elapsed_seconds", pa.float64(), "training-loop seconds since the first step"),
+    # issue 20 item 1: held-out curves (train.eval_every; train/heldout.py), null on the other rows
+    ("test_loss", pa.float64(), "cross-entropy on a fixed subset of the test set (train.eval_samples) at this step; "
+     "null unless train.eval_every asks for this step"),
+    ("test_accuracy", pa.float64(), "accuracy on that test subset at this step (null like test_loss)"),
+    ("ood_loss", pa.float64(), "cross-entropy on a fixed subset of the OOD set at this step (null like test_loss)"),
+    ("ood_accuracy", pa.float64(), "accuracy on that OOD subset at this step (null like test_loss)"),
 )
 
 TRAINING = _schema(
@@ -70,6 +76,9 @@ TRAINING = _schema(
     ("slurm_job_id", pa.string(), "SLURM job id of the job that finished the run (null outside SLURM)"),
     ("git_commit", pa.string(), "git commit of the dataworth source that trained the run (null outside a checkout)"),
     ("git_dirty", pa.bool_(), "whether that source had uncommitted changes or untracked files"),
+    # issue 20 item 4: wall-clock times (MLflow's start and end of the run; file times are not)
+    ("started_at", pa.timestamp("ms", tz="UTC"), "when the training process that finished the run started"),
+    ("ended_at", pa.timestamp("ms", tz="UTC"), "when it had written the run's outputs"),
 )
 
 SUMMARY = _schema(

@@ -28,9 +28,11 @@ from dataworth.tracking.live import live_logging
 from dataworth.tracking.provenance import code_version
 from dataworth.tracking.schemas import HISTORY, TRAINING, write_parquet
 from dataworth.train.checkpoint import Checkpointer, StopRequest
+from dataworth.train.heldout import heldout_curves
 from dataworth.train.loop import Member, train
 from dataworth.train.objectives import build_objective
 from dataworth.train.packed import train_packed
+from dataworth.train.progress import Progress
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,7 +105,7 @@ def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
     run, run_dir = prepared.run, prepared.run_dir
     history = pd.DataFrame(result.history)
     history.insert(0, "run_id", run["run_id"])
-    write_parquet(history, HISTORY, run_dir.history)
+    write_parquet(history.reindex(columns=HISTORY.names), HISTORY, run_dir.history)  # held-out columns: null if off
     with atomic_path(run_dir.model) as tmp:
         torch.save(prepared.objective.network.state_dict(), tmp)
     record = {
@@ -122,9 +124,17 @@ def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
         "resumed_from_step": result.resumed_from_step,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         **code_version(),
+        **wall_clock_times(prepared.process_start),  # issue 20 item 4: real start and end (MLflow's times)
     }
     write_parquet(pd.DataFrame([record]), TRAINING, run_dir.training)
     return record
+
+
+def wall_clock_times(process_start: float) -> dict:
+    """started_at (this process's start, from its perf_counter) and ended_at (now), as UTC times."""
+    now_wall, now_perf = time.time(), time.perf_counter()
+    as_time = lambda seconds: pd.Timestamp(round(seconds * 1000), unit="ms", tz="UTC")  # noqa: E731
+    return {"started_at": as_time(now_wall - (now_perf - process_start)), "ended_at": as_time(now_wall)}
 
 
 def train_run(
@@ -150,10 +160,13 @@ def train_run(
         run_dir.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], stop or StopRequest().install()
     )
     prepared.startup = time.perf_counter() - process_start
-    with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set
+    # issue 20: a progress line and file every history row (train/progress.py), held-out curves (heldout.py)
+    progress = Progress([run], [run_dir])
+    with progress.watching(), live_logging(run, on_log) as log_row:  # live: curves on an MLflow server, if set
         result, = train(prepared.objective, [prepared.member], run["train"], checkpointer,
-                        on_log=(lambda member, row: log_row(row)) if log_row else None)
-    record = finish_run(prepared, result, device)
+                        on_log=lambda member, row: (progress.on_log(member, row), log_row and log_row(row)),
+                        evaluate=heldout_curves(run, prepared.data))
+        record = finish_run(prepared, result, device)
     checkpointer.remove()
     return record
 
@@ -189,8 +202,11 @@ def train_runs_together(runs: list[dict], data_path: str | Path, run_dirs: list[
     startup = time.perf_counter() - process_start
     for p in prepared:
         p.startup = startup
-    results = train_packed([p.objective.network for p in prepared], [p.member for p in prepared], runs[0]["train"],
-                           checkpointer)
-    records = [finish_run(p, result, device) for p, result in zip(prepared, results)]
+    progress = Progress(runs, run_dirs)  # issue 20: progress and held-out curves per run of the pack
+    with progress.watching():
+        results = train_packed([p.objective.network for p in prepared], [p.member for p in prepared],
+                               runs[0]["train"], checkpointer, on_log=progress.on_log,
+                               evaluate=heldout_curves(runs[0], prepared[0].data))
+        records = [finish_run(p, result, device) for p, result in zip(prepared, results)]
     checkpointer.remove()
     return records

@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dataworth.augment.preview import register as register_augment_preview
 
     register_augment_preview(sub)
+    from dataworth.status import register as register_status  # issue 20 item 8
+
+    register_status(sub)
     return parser
 
 

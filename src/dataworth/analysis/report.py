@@ -128,7 +128,9 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
                             reference=reference, n_bootstrap=n_bootstrap, source=source, files=files,
                             label_free=label_free + previews)
     write_text_atomic(folder / "report.md", text)
-    return ["report.md", *files]
+    from dataworth.analysis.report_html import write_report_html  # issue 20 item 5: figures embedded, for MLflow
+
+    return ["report.md", write_report_html(folder, text), *files]
 
 
 # --- issue 17 item 6: what each policy does to a few training images, for image studies ---

@@ -39,6 +39,8 @@ from typing import Callable
 from dataworth.runs import EVALUATIONS, SUMMARY_STAGE, RunDir
 from dataworth.study import Study
 from dataworth.tracking import mlflow_fields as fields
+from dataworth.tracking import study_run, ui_links
+from dataworth.tracking.relocate import artifacts_uri, relocate_artifacts
 from dataworth.tracking.provenance import code_version
 from dataworth.tracking.collect import run_metrics
 from dataworth.tracking.schemas import HISTORY, TRAINING, read_parquet
@@ -99,6 +101,8 @@ def sync_study(
     report = SyncReport(study.name, fields.shown_uri(uri), runs_in_study=len(study.runs))
     with _one_sync_at_a_time(study_dir, echo), _one_sync_per_store(uri, echo):
         _check_server(uri)
+        if moved_from := relocate_artifacts(uri, study_dir, study.name):  # issue 20 item 6: a moved checkout
+            echo(f"artifact locations of the store moved from {moved_from} to this checkout")
         try:
             _sync(study, study_dir, uri, report, echo)
         except (MlflowException, RequestException, OSError) as exc:
@@ -122,6 +126,12 @@ def _sync(study: Study, study_dir: Path, uri: str, report: SyncReport, echo) -> 
     runs, study_runs = _existing_runs(client, experiment_id)
 
     parent = _keep_one(client, study_runs, echo)
+    # --- issue 20 item 2: the study run holds the study's identity as params, which MLflow never changes
+    if parent is not None and (changed := study_run.identity_changed(study, parent.data.params)):
+        client.delete_run(parent.info.run_id)
+        echo(f"the study's identity changed ({', '.join(changed)}): its MLflow study run was replaced by a new one")
+        parent = None
+    # ---
     parent_id = parent.info.run_id if parent else _create_study_run(client, experiment_id, study)
     report.study_run_id = parent_id
 
@@ -154,6 +164,9 @@ def _sync(study: Study, study_dir: Path, uri: str, report: SyncReport, echo) -> 
             report.study_run_id = kept_parent or report.study_run_id
             if not changed:
                 break
+    # issue 20 item 3: the saved view the UI link opens (the runs table, useful columns, children shown)
+    test_sets = tuple(f"{name}_accuracy" for name in (getattr(study.spec.eval, "test_sets", None) or {}))
+    ui_links.save_view(client, experiment_id, report.study_run_id, test_sets)
 
 
 def _remove_duplicates(client, experiment_id: str, run_ids: set[str], echo) -> tuple[str, bool]:
@@ -196,7 +209,7 @@ def _experiment(client, study: Study, study_dir: Path, uri: str, echo) -> str:
     experiment = client.get_experiment_by_name(study.name)
     if experiment is None:
         # The study's own store keeps artifacts beside it; a server decides for itself.
-        location = None if fields.is_server(uri) else (study_dir / "mlartifacts").resolve().as_uri()
+        location = None if fields.is_server(uri) else artifacts_uri(study_dir)
         try:
             return client.create_experiment(study.name, artifact_location=location, tags=tags)
         except MlflowException as exc:  # a live logger created it a moment ago
@@ -387,7 +400,8 @@ def _sync_study_run(client, parent_id: str, study: Study, study_dir: Path, statu
     files = [study_dir / name for name in ANALYSIS_FILES if (study_dir / name).exists()]
     report_files = _visible_files(study_dir / REPORT_DIR)
     spec = json.dumps(study.spec.model_dump(mode="json"), indent=2, sort_keys=True)
-    fingerprint = _files_hash(files + report_files, [SYNC_FORMAT, spec, sorted(statuses.items())])
+    fingerprint = _files_hash(files + report_files,
+                              [SYNC_FORMAT, study_run.STUDY_RUN_FORMAT, spec, sorted(statuses.items())])
     if parent.data.tags.get(fields.SYNCED_TAG) == fingerprint:
         return
 
@@ -407,8 +421,16 @@ def _sync_study_run(client, parent_id: str, study: Study, study_dir: Path, statu
         "dataworth.git_dirty": version["git_dirty"],
         fields.GIT_COMMIT_TAG: version["git_commit"],
     }
+    # --- issue 20 item 2: identity as params, results as metrics, a description
+    from mlflow.entities import Param
+
+    results = study_run.study_metrics(study_dir)
+    metrics += [Metric(k, v, now, 0) for k, v in results.items() if parent.data.metrics.get(k) != v]
+    params = [Param(k, v) for k, v in study_run.study_params(study).items() if k not in parent.data.params]
+    tags[study_run.DESCRIPTION_TAG] = study_run.description(study, results)
+    # ---
     tags = [RunTag(k, fields.as_text(v)) for k, v in tags.items() if v is not None]
-    client.log_batch(parent_id, metrics=metrics, tags=tags)
+    client.log_batch(parent_id, metrics=metrics, params=params, tags=tags)
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / "study.json"
         spec_path.write_text(spec + "\n")

@@ -133,7 +133,8 @@ def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
 def wall_clock_times(process_start: float) -> dict:
     """started_at (this process's start, from its perf_counter) and ended_at (now), as UTC times."""
     now_wall, now_perf = time.time(), time.perf_counter()
-    as_time = lambda seconds: pd.Timestamp(round(seconds * 1000), unit="ms", tz="UTC")  # noqa: E731
+    # UTC, given naive: Parquet stores it as UTC (the schema's timezone), readers get UTC-aware times.
+    as_time = lambda seconds: pd.Timestamp(round(seconds * 1000), unit="ms")  # noqa: E731
     return {"started_at": as_time(now_wall - (now_perf - process_start)), "ended_at": as_time(now_wall)}
 
 

@@ -555,7 +555,7 @@ def test_study_runs_carry_identity_results_and_are_filterable(synced):
     a, b = by_study["cmp-a"], by_study["cmp-b"]
     assert a.data.params["dataset"] == "synthetic" and a.data.params["augmentations"] == "none,shift"
     assert a.data.params["models"] == "cnn1d-8" and b.data.params["models"] == "cnn1d-16"
-    assert a.data.params["n_train"] == "32" and a.data.params["train.steps"] == "40" and a.data.params["runs"] == "2"
+    assert a.data.params["sizes"] == "32" and a.data.params["train.steps"] == "40" and a.data.params["runs"] == "2"
     assert "train.eval_every" not in a.data.params  # execution-only, like in run ids
     assert a.data.metrics["fit_b_test_shift"] == 0.93 and a.data.metrics["fit_c_test_none"] == 0.5
     assert a.data.metrics["exchange_ratio_test_shift_n64"] == 2.5 and b.data.metrics["exchange_ratio_test_shift_n32"] == 0.8
@@ -580,4 +580,4 @@ def test_report_html_and_the_saved_view_are_on_the_study(synced, tmp_path):
     assert "data:image/png;base64," in page and 'src="scaling.png"' not in page and "<table>" in page
     view = json.loads(client.get_experiment(experiments[0]).tags[VIEW_TAG])
     state = json.loads(view["state"])
-    assert state["runsExpanded"] == {study_run.info.run_id: True} and "params.`augmentation`" in state["selectedColumns"]
+    assert state["orderByKey"] == "params.`n_train`" and "params.`augmentation`" in state["selectedColumns"]

@@ -164,9 +164,9 @@ def _sync(study: Study, study_dir: Path, uri: str, report: SyncReport, echo) -> 
             report.study_run_id = kept_parent or report.study_run_id
             if not changed:
                 break
-    # issue 20 item 3: the saved view the UI link opens (the runs table, useful columns, children shown)
+    # issue 20 item 3: the saved view the UI link opens (the runs table, useful columns, every run)
     test_sets = tuple(f"{name}_accuracy" for name in (getattr(study.spec.eval, "test_sets", None) or {}))
-    ui_links.save_view(client, experiment_id, report.study_run_id, test_sets)
+    ui_links.save_view(client, experiment_id, test_sets)
 
 
 def _remove_duplicates(client, experiment_id: str, run_ids: set[str], echo) -> tuple[str, bool]:

@@ -4,7 +4,7 @@ sit side by side in MLflow's compare view and a filter finds them.
 
 Params (fixed for a study run: MLflow never changes a param; a study whose identity changes gets a
 fresh study run, see `identity_changed`): dataset (and its settings), methods, models, recipe,
-grid axes (sizes, policies, seeds), runs.
+grid axes (sizes, augmentations, seeds), runs.
 
 Metrics (step 0, renewed at each sync), from fits.parquet and exchange_rates.parquet once the
 analysis has made them; `<set>` is the fitted metrics.parquet column less `_accuracy` (test, ood,
@@ -47,7 +47,7 @@ def study_params(study) -> dict[str, str]:
         "dataset": spec.dataset.name,
         "methods": _joined(grid.method),
         "models": _joined(f"{m.name}-{m.width}" for m in grid.model),
-        "n_train": _joined(grid.n_train),
+        "sizes": _joined(grid.n_train),  # not n_train: a filter on runs' n_train must not match the study
         "augmentations": _joined(grid.augmentation),
         "seeds": _joined(grid.seed),
         "runs": len(study.runs),

@@ -2,7 +2,7 @@
 
 `#/experiments/<id>` can land on MLflow's GenAI traces page. The runs table is the experiment's
 `runs` tab; the columns a researcher compares (augmentation, n_train, seed, test and OOD
-accuracy) and the study run's children expanded are a *saved view*: MLflow 3 keeps saved views as
+accuracy), with every run on its own row, are a *saved view*: MLflow 3 keeps saved views as
 experiment tags `mlflow.sharedViewState.<key>` (an envelope {name, createdAt, updatedAt, state},
 state being the runs page's state as JSON) and opens one with `?viewStateShareKey=<key>`. The sync
 writes the view `dataworth` on the study's experiment; `dataworth ui` and `dataworth track`
@@ -28,36 +28,39 @@ def _column(kind: str, key: str) -> str:
     return f"{kind}.`{key}`"  # the UI's canonical column key
 
 
-def view_state(parent_run_id: str, extra_metrics: tuple[str, ...] = ()) -> dict:
-    """The runs page's state: the table, the useful columns, the study run's children shown."""
+def view_state(extra_metrics: tuple[str, ...] = ()) -> dict:
+    """The runs page's state: the table with the useful columns, every run on a row of its own.
+
+    MLflow keeps which runs are expanded out of saved views, so the children cannot be opened
+    through one; ordering by a param instead of the start time lists runs flat (MLflow nests child
+    runs only in time order): the study run and every training run, smallest n_train first."""
     columns = [_column("params", k) for k in PARAM_COLUMNS]
     columns += [_column("metrics", k) for k in (*METRIC_COLUMNS, *extra_metrics)]
     return {
-        "searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False, "startTime": "ALL",
+        "searchFilter": "", "orderByKey": _column("params", "n_train"), "orderByAsc": True, "startTime": "ALL",
         "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-        "selectedColumns": columns, "runsExpanded": {parent_run_id: True}, "runsPinned": [parent_run_id],
-        "runsHidden": [], "runListHidden": False, "viewMaximized": False, "compareRunsMode": "TABLE",
+        "selectedColumns": columns, "runListHidden": False, "viewMaximized": False, "compareRunsMode": "TABLE",
     }
 
 
-def view_tag_value(parent_run_id: str, extra_metrics: tuple[str, ...] = (), now_ms: int | None = None) -> str:
+def view_tag_value(extra_metrics: tuple[str, ...] = (), now_ms: int | None = None) -> str:
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    state = json.dumps(view_state(parent_run_id, extra_metrics), sort_keys=True)
+    state = json.dumps(view_state(extra_metrics), sort_keys=True)
     return json.dumps({"name": "dataworth: the study's runs", "createdAt": now_ms, "updatedAt": now_ms,
                        "state": state})
 
 
-def save_view(client, experiment_id: str, parent_run_id: str, extra_metrics: tuple[str, ...] = ()) -> None:
-    """Write (or refresh) the saved view on the experiment, unless it already shows this study run."""
+def save_view(client, experiment_id: str, extra_metrics: tuple[str, ...] = ()) -> None:
+    """Write (or refresh) the saved view on the experiment, unless it holds this one already."""
     experiment = client.get_experiment(experiment_id)
     held = experiment.tags.get(VIEW_TAG)
     if held:
         try:
-            if json.loads(json.loads(held)["state"]) == view_state(parent_run_id, extra_metrics):
+            if json.loads(json.loads(held)["state"]) == view_state(extra_metrics):
                 return
         except (ValueError, KeyError, TypeError):
             pass
-    client.set_experiment_tag(experiment_id, VIEW_TAG, view_tag_value(parent_run_id, extra_metrics))
+    client.set_experiment_tag(experiment_id, VIEW_TAG, view_tag_value(extra_metrics))
 
 
 def runs_table_url(base: str, experiment_id: str) -> str:

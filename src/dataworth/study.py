@@ -35,7 +35,8 @@ RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
 # run id so a study moved from a laptop to a cluster keeps its run ids. (The `eval` section is
 # left out too: a run's id names what was trained.)
-EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
+EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile",
+                               "log_local_complexity_every")  # issue 19: a measurement, not the training
 # Train settings a self-supervised run does not use (it has no labels): left out of its id.
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
 
@@ -134,6 +135,12 @@ class TrainSpec(_Strict):
         "seconds per process; results equal within floating-point tolerance",
     )
 
+    # issue 19: evaluate/local_complexity.py's history (execution-only: not in run ids)
+    log_local_complexity_every: int = Field(
+        default=0, ge=0, description="add local complexity (eval.local_complexity settings) to history.parquet every "
+        "N steps, a multiple of log_every; 0 = never. Runs trained together (a pack on a GPU) do not log it",
+    )
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -145,6 +152,10 @@ class TrainSpec(_Strict):
     def _warmup_fits(self) -> "TrainSpec":
         if self.warmup_steps >= self.steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than steps ({self.steps})")
+        if self.log_local_complexity_every % self.log_every:
+            raise ValueError(f"log_local_complexity_every ({self.log_local_complexity_every}) must be a multiple of "
+                             f"log_every ({self.log_every}): it is measured on history rows; allowed: 0, "
+                             f"{self.log_every}, {2 * self.log_every}, ...")
         return self
 
 
@@ -177,6 +188,44 @@ class RankmeSpec(_Strict):
     )
 
 
+# --- issue 19 part B: the mechanism stages (evaluate/invariance.py, gradient_stats.py, flatness.py,
+# local_complexity.py). Each is a stage of its own, off unless `enabled`; eval settings, so not in
+# run ids: switching one on evaluates the trained runs, never retrains.
+class InvarianceSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the invariance stage (every run)")
+    samples: int = Field(default=1000, gt=0, description="fixed test images (all of the test set if fewer)")
+    views: int = Field(default=4, gt=0, description="augmented views per image, per policy and per op")
+
+
+class GradientStatsSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the gradient_stats stage (runs with a classifier head)")
+    batches: int = Field(default=16, ge=2, description="batch gradients on the run's augmented training distribution")
+    image_samples: int = Field(default=32, ge=2, description="augmented samples whose per-sample gradients are "
+                               "compared pairwise (memory: samples x parameters floats)")
+    filter_normalize: bool = Field(default=False, description="scale each gradient tensor to its parameter's norm "
+                                   "first, as the paper's normalize_in_SNR_computations")
+
+
+class FlatnessSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the flatness stage (runs with a classifier head)")
+    samples: FullOrSize = Field(default=1000, description="the run's first training samples the loss is taken on")
+    directions: int = Field(default=4, gt=0, description="random filter-normalised directions walked")
+    step_size: float = Field(default=0.1, gt=0, description="step along a direction (the paper: 0.1)")
+    threshold: float = Field(default=1.0, gt=0, description="rise of the loss that ends a walk (the paper: 1.0)")
+    max_steps: int = Field(default=100, gt=0, description="steps after which a walk stops (counted as max_steps)")
+    hessian_probes: int = Field(default=8, ge=0, description="Rademacher probes of the Hutchinson Hessian trace "
+                                "(0: none; 2+ for a standard error)")
+
+
+class LocalComplexitySpec(_Strict):
+    enabled: bool = Field(default=False, description="run the local_complexity stage (every run)")
+    radius: float = Field(default=0.5, gt=0, description="radius r of the neighbourhood, in network-input units")
+    directions: int = Field(default=8, gt=0, description="orthonormal directions P (2P vertices; at most the "
+                            "input's dimensions)")
+    points: int = Field(default=256, gt=0, description="test points and training points each")
+# ---
+
+
 class EvalSpec(_Strict):
     batch_size: int = Field(default=1024, gt=0, description="batch size of every evaluation's forward passes")
     labeled: FullOrSize = Field(
@@ -195,6 +244,12 @@ class EvalSpec(_Strict):
         "fog3: cifar10c:fog@3, c3: cifar10c:all@3 = the mean over the 19 corruptions); names [a-z0-9_], not "
         "train/test/ood; each gives <name>_accuracy and <name>_loss columns in metrics.parquet",
     )
+    # ---
+    # --- issue 19 part B ---
+    invariance: InvarianceSpec = InvarianceSpec()
+    gradient_stats: GradientStatsSpec = GradientStatsSpec()
+    flatness: FlatnessSpec = FlatnessSpec()
+    local_complexity: LocalComplexitySpec = LocalComplexitySpec()
     # ---
 
 

@@ -385,3 +385,25 @@ def test_report_section_ranks_mechanisms_against_exchange_ratios(tmp_path):
     assert section[0].startswith("## Why augmentations") and files == [
         "mechanism_invariance_cosine.png", "mechanism_flatness_distance.png", "mechanism_hessian_trace.png"]
     assert all((tmp_path / name).stat().st_size > 0 for name in files)
+
+
+def test_settings_are_checked_at_validate_time(tiny_study):
+    from dataworth.study import StudyError, load_study
+
+    bad = copy.deepcopy(tiny_study)
+    bad["eval"]["local_complexity"] = {"enabled": True, "directions": 33}  # synthetic signals: 32 values
+    with pytest.raises(StudyError, match=r"eval.local_complexity.directions: 33 .* allowed: 1..32"):
+        load_study(bad)
+    bad = copy.deepcopy(tiny_study)
+    bad["train"]["log_local_complexity_every"] = 15  # log_every is 10
+    with pytest.raises(StudyError, match="must be a multiple of log_every"):
+        load_study(bad)
+    bad = copy.deepcopy(tiny_study)
+    bad["eval"]["flatness"] = {"enabled": True, "stepsize": 0.1}
+    with pytest.raises(StudyError, match="stepsize"):
+        load_study(bad)
+    # Eval settings and the history interval stay out of run ids.
+    on = copy.deepcopy(tiny_study)
+    on["eval"]["invariance"] = {"enabled": True}
+    on["train"]["log_local_complexity_every"] = 20
+    assert [r["run_id"] for r in load_study(on).runs] == [r["run_id"] for r in load_study(tiny_study).runs]

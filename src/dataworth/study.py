@@ -219,7 +219,8 @@ class FlatnessSpec(_Strict):
 
 class LocalComplexitySpec(_Strict):
     enabled: bool = Field(default=False, description="run the local_complexity stage (every run)")
-    radius: float = Field(default=0.5, gt=0, description="radius r of the neighbourhood, in network-input units")
+    radius: float = Field(default=0.1, gt=0, description="radius r of the neighbourhood, in network-input units "
+                          "(standardised signals, normalised pixels)")
     directions: int = Field(default=8, gt=0, description="orthonormal directions P (2P vertices; at most the "
                             "input's dimensions)")
     points: int = Field(default=256, gt=0, description="test points and training points each")
@@ -776,6 +777,14 @@ def _cross_check(spec: StudySpec) -> list[str]:
                 f"{values_per_sample} float32 values exceed the {MAX_GENERATED_DATASET_BYTES // 2**30} GiB a generated "
                 f"dataset may take in memory; allowed: train_pool + 2 x test_size <= {largest}"
             )
+    # --- issue 19: the local-complexity neighbourhood spans that many orthonormal input directions
+    local = spec.eval.local_complexity
+    if local.enabled or spec.train.log_local_complexity_every:
+        dims = math.prod(ds.prepared()["sample_shape"]) if ds.stores_pixels else values_per_sample
+        if dims and local.directions > dims:
+            problems.append(f"eval.local_complexity.directions: {local.directions} orthonormal directions do not "
+                            f"exist in the {dims} input dimensions of {ds.name}; allowed: 1..{dims}")
+    # ---
     for key, size in (("eval.labeled", spec.eval.labeled), ("eval.rankme.samples", spec.eval.rankme.samples)):
         if size != "full" and size > pool:
             problems.append(f"{key}: {size} is larger than the {ds.name} training pool ({pool} samples); "

@@ -53,19 +53,21 @@ def transformations(policies: dict[str, list[dict]]) -> list[tuple[str, str, lis
 def invariance_of(network, features_only: bool, x_stored: torch.Tensor, to_input, augment, views: int,
                   gen: torch.Generator, batch_size: int) -> tuple[float, float]:
     """(agreement, cosine) of `network` between stored samples and `views` augmented draws each."""
+    # A classifier's logits are its head on its features (models.base.Classifier): one forward pass gives both.
+    head = None if features_only else network.head
     logits_clean, features_clean, logits_views, features_views = [], [], [], []
     for start in range(0, len(x_stored), batch_size):
         part = x_stored[start:start + batch_size]
-        clean = to_input(part)
-        features_clean.append(network.features(clean).float())
-        if not features_only:
-            logits_clean.append(network(clean).float())
+        features = network.features(to_input(part))
+        features_clean.append(features.float())
+        if head is not None:
+            logits_clean.append(head(features).float())
         fv, lv = [], []
         for _ in range(views):
-            view = augment(part, gen)
-            fv.append(network.features(view).float())
-            if not features_only:
-                lv.append(network(view).float())
+            features = network.features(augment(part, gen))
+            fv.append(features.float())
+            if head is not None:
+                lv.append(head(features).float())
         features_views.append(torch.stack(fv))
         if not features_only:
             logits_views.append(torch.stack(lv))

@@ -20,7 +20,7 @@ from torch import nn
 from dataworth.evaluate.flatness import distance_to_threshold, filter_normalized_direction, hutchinson_trace
 from dataworth.evaluate.gradient_stats import noise_scale, norm_distribution, pair_cosines, per_sample_gradients, snr
 from dataworth.evaluate.invariance import agreement, mean_cosine, transformations
-from dataworth.evaluate.local_complexity import crossings, orthonormal_directions
+from dataworth.evaluate.boundaries import crossings, orthonormal_directions
 
 
 class Net(nn.Module):

@@ -79,8 +79,7 @@ def invariance_of(network, features_only: bool, x_stored: torch.Tensor, to_input
 def invariance_run(run_dir, data_path: str | Path, eval_cfg: dict | None = None, threads: int = 1) -> dict:
     """Invariance of the run to every policy of its study; writes invariance_ops.parquet and
     invariance.parquet (the run's own policy)."""
-    from dataworth.evaluate.local_complexity import fixed_points
-    from dataworth.evaluate.mechanism_common import generator, load_finished, study_policies
+    from dataworth.evaluate.mechanism_common import fixed_points, generator, load_finished, study_policies
     from dataworth.methods import method_of
     from dataworth.tracking.schemas import INVARIANCE, INVARIANCE_OPS, write_parquet
 

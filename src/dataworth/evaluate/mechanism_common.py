@@ -16,9 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-# Fixes every random draw of the mechanism stages (augmented views, directions, batches): the
-# same draws for every run of a study, whatever its seed, so runs differ only by their networks.
-MECHANISM_SEED = 0
+from dataworth.evaluate.draws import MECHANISM_SEED, fixed_points, generator  # noqa: F401  (the stages' draws)
 
 
 @dataclass
@@ -79,7 +77,3 @@ def study_policies(run_dir) -> dict[str, list[dict]]:
     written = json.loads(study_json.read_text())["augmentations"]
     policies = {name: (policy["ops"] if isinstance(policy, dict) else policy) for name, policy in written.items()}
     return {**policies, **own}
-
-
-def generator(device: torch.device, offset: int = 0) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(MECHANISM_SEED + offset)

@@ -152,7 +152,7 @@ def train_run(
     )
     prepared.startup = time.perf_counter() - process_start
     # issue 19: local complexity in the history rows (train.log_local_complexity_every), before they are logged
-    from dataworth.evaluate.local_complexity import history_logger
+    from dataworth.evaluate.boundaries import history_logger
 
     add_local_complexity = history_logger(run, prepared.objective.network, prepared.data, prepared.member.x)
     with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set

@@ -31,11 +31,13 @@ from dataworth.evaluate.draws import fixed_points, generator
 SPLITS = ("test", "train")
 
 
-def relu_preactivations(fn, modules: nn.Module, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-    """`fn(x)` run with a hook on every nn.ReLU of `modules`: each ReLU call's input, flattened to
-    (N, units), with a name (the module's, plus `#k` for its k-th call when it is called again,
-    as a ResNet block's shared ReLU is), in forward order."""
-    captured: list[tuple[str, torch.Tensor]] = []
+def relu_crossings(fn, modules: nn.Module, x: torch.Tensor, group: int) -> list[tuple[str, int, torch.Tensor]]:
+    """`fn(x)` run with a hook on every nn.ReLU of `modules`; `x` holds consecutive groups of
+    `group` inputs (a point and its vertices). For each ReLU call, in forward order: its name (the
+    module's, plus `#k` for its k-th call when it is called again, as a ResNet block's shared ReLU
+    is), its units, and per group the units whose input is positive at some members and not at
+    others. Reduced inside the hook, so only one layer's activations are held at a time."""
+    found: list[tuple[str, int, torch.Tensor]] = []
     calls: dict[str, int] = {}
     handles = []
     for name, module in modules.named_modules():
@@ -43,14 +45,16 @@ def relu_preactivations(fn, modules: nn.Module, x: torch.Tensor) -> list[tuple[s
             def hook(module, inputs, name=name):
                 k = calls.get(name, 0)
                 calls[name] = k + 1
-                captured.append((name if k == 0 else f"{name}#{k}", inputs[0].detach().flatten(1)))
+                positive = (inputs[0].detach() > 0).reshape(len(inputs[0]) // group, group, -1)
+                found.append((name if k == 0 else f"{name}#{k}", positive.shape[2],
+                              (positive.any(1) & ~positive.all(1)).sum(1)))
             handles.append(module.register_forward_pre_hook(hook))
     try:
         fn(x)
     finally:
         for handle in handles:
             handle.remove()
-    return captured
+    return found
 
 
 def orthonormal_directions(n: int, dims: int, directions: int, gen: torch.Generator, device) -> torch.Tensor:
@@ -65,31 +69,26 @@ def orthonormal_directions(n: int, dims: int, directions: int, gen: torch.Genera
 
 @torch.no_grad()
 def crossings(fn, modules: nn.Module, x: torch.Tensor, radius: float, directions: int, gen: torch.Generator,
-              chunk: int = 64) -> tuple[list[str], list[int], np.ndarray]:
+              inputs_per_pass: int = 512) -> tuple[list[str], list[int], np.ndarray]:
     """Boundary crossings of each point of `x` (network input), per layer.
 
     Returns the layer names, their units (neurons) and an (N, layers) array of counts. `fn` is
-    the network (or its feature extractor) to run, `modules` where its ReLUs are."""
+    the network (or its feature extractor) to run, `modules` where its ReLUs are. Points go
+    through in chunks of about `inputs_per_pass` network inputs (each point is 2P + 1)."""
     n, sample_shape = len(x), x.shape[1:]
     dims = int(np.prod(sample_shape))
+    group = 2 * directions + 1
     names: list[str] = []
     units: list[int] = []
     counts = []
-    for start in range(0, n, chunk):
-        part = x[start:start + chunk].float()
+    for start in range(0, n, max(1, inputs_per_pass // group)):
+        part = x[start:start + max(1, inputs_per_pass // group)].float()
         m = len(part)
         v = orthonormal_directions(m, dims, directions, gen, x.device).view(m, directions, *sample_shape)
         vertices = torch.cat([part.unsqueeze(1), part.unsqueeze(1) + radius * v, part.unsqueeze(1) - radius * v], 1)
-        layers = relu_preactivations(fn, modules, vertices.reshape(m * (2 * directions + 1), *sample_shape))
-        if not names:
-            names = [name for name, _ in layers]
-            units = [pre.shape[1] for _, pre in layers]
-        per_layer = []
-        for _, pre in layers:
-            positive = (pre > 0).view(m, 2 * directions + 1, -1)
-            # Crossed: some of the points are on each side.
-            per_layer.append((positive.any(1) & ~positive.all(1)).sum(1))
-        counts.append(torch.stack(per_layer, 1) if per_layer else torch.zeros(m, 0, dtype=torch.long))
+        layers = relu_crossings(fn, modules, vertices.reshape(m * group, *sample_shape), group)
+        names, units = [name for name, _, _ in layers], [unit for _, unit, _ in layers]
+        counts.append(torch.stack([c for _, _, c in layers], 1) if layers else torch.zeros(m, 0, dtype=torch.long))
     return names, units, torch.cat(counts).cpu().numpy()
 
 

@@ -385,6 +385,11 @@ def test_report_section_ranks_mechanisms_against_exchange_ratios(tmp_path):
     assert section[0].startswith("## Why augmentations") and files == [
         "mechanism_invariance_cosine.png", "mechanism_flatness_distance.png", "mechanism_hessian_trace.png"]
     assert all((tmp_path / name).stat().st_size > 0 for name in files)
+    # No status-ok ratio (e.g. every augmented curve beyond the reference's asymptote): a note, no figures.
+    files = []
+    section = mechanisms.write_section(metrics, rates.assign(status="beyond_reference_asymptote"), tmp_path, "none",
+                                       lambda name, t: name, files)
+    assert files == [] and "nothing to put the mechanisms against" in section[-2]
 
 
 def test_settings_are_checked_at_validate_time(tiny_study):

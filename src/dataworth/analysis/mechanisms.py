@@ -2,8 +2,8 @@
 *why* (invariance, flatness, gradient noise, local complexity) rank the augmentations as their
 worth in real samples does?
 
-One point per (setting, augmented policy, n): the exchange ratio (n + v(n))/n of the first
-metric fitted (test accuracy for supervised studies; grid `study`, status ok) and the mean over
+One point per (setting, augmented policy, n): the exchange ratio (n + v(n))/n of test accuracy
+(else the probe's test accuracy, else the first metric with ratios; grid `study`, status ok) and the mean over
 seeds of each mechanism column of that policy's runs at n. Per mechanism, Spearman's rank
 correlation (scipy.stats.spearmanr) over the points; a table of the points, a table of the
 correlations and one figure per mechanism for the report.
@@ -30,6 +30,8 @@ MECHANISMS = {
     "local_complexity_test": "local complexity around test points",
 }
 SETTING = ["dataset", "model", "width", "method"]
+# The exchange ratio the mechanisms are put against: in-distribution accuracy of the head, else of the probe.
+PREFERRED_METRICS = ("test_accuracy", "probe_test_accuracy")
 MIN_POINTS = 3
 TABLE_POINTS = "mechanisms"
 TABLE_CORRELATIONS = "mechanisms_vs_exchange"
@@ -51,7 +53,7 @@ def points(metrics: pd.DataFrame, rates: pd.DataFrame, reference: str) -> pd.Dat
     ok = rates[(rates["grid"] == "study") & (rates["status"] == "ok") & (rates["augmentation"] != reference)]
     if ok.empty or not columns:
         return pd.DataFrame(columns=[*SETTING, "augmentation", "n", "metric", "ratio", *columns])
-    metric = ok["metric"].iloc[0]  # the first fitted: in-distribution test accuracy where there is one
+    metric = next((m for m in PREFERRED_METRICS if m in set(ok["metric"])), ok["metric"].iloc[0])
     ok = ok[ok["metric"] == metric]
     runs = metrics[metrics["status"] == "ok"].copy()
     runs[columns] = runs[columns].apply(pd.to_numeric, errors="coerce").replace([np.inf, -np.inf], np.nan)
@@ -138,8 +140,12 @@ def write_section(metrics: pd.DataFrame, rates: pd.DataFrame, folder: Path, refe
            "`invariance`, `gradient_stats`, `flatness`, `local_complexity`; docs/analysis.md says how). A rank "
            "correlation near ±1 says the mechanism orders the augmentations as their worth does; with few points "
            "it says little (see p).", "",
-           save_table(TABLE_CORRELATIONS, correlations_table(corr)),
-           save_table(TABLE_POINTS, points_table(table))]
+           ]
+    if table.empty:
+        return out + ["No exchange ratio of an augmented policy has status ok here (see the exchange rates and their "
+                      "statuses), so there is nothing to put the mechanisms against; their values per run are in "
+                      "metrics.parquet.", ""]
+    out += [save_table(TABLE_CORRELATIONS, correlations_table(corr)), save_table(TABLE_POINTS, points_table(table))]
     for column in [c for c in MECHANISMS if c in table.columns]:
         name = figure_name(column)
         figure(table, column, corr, folder / name, reference)

@@ -144,8 +144,9 @@ def _exchange_cell(row, quantity: str, spec: str) -> str:
     mark = FLAG_MARKS.get(row["status"], "")
     if row["status"] != "ok" and not mark:
         return row["status"].replace("_", " ")
-    if mark and pd.isna(row[quantity]):  # f_aug(n) past a b_ref the data do not determine: no claim
-        return f"{PAST_UNDETERMINED} {mark}"
+    if mark and pd.isna(row[quantity]):  # past b_ref: a claim only where b_ref is determined
+        claimed = pd.notna(row["beyond_asymptote"]) and bool(row["beyond_asymptote"])
+        return f"{BEYOND if claimed else PAST_UNDETERMINED} {mark}"
     text = _with_interval(row[quantity], row[f"{quantity}_low"], row[f"{quantity}_high"], spec)
     return text + (f" {EXTRAPOLATED_MARK}" if row["extrapolated"] else "") + (f" {mark}" if mark else "")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataworth.analysis import asymptote, exchange, figures, laws, rankme_vs_probe, tables
+from dataworth.analysis import asymptote, exchange, figures, laws, rankme_groups, rankme_vs_probe, tables
 from dataworth.analysis.curves import GROUP_KEY, REFERENCE_POLICY, curves_from_metrics
 from dataworth.analysis.fits import CurveFit, fit_curves, fits_table
 from dataworth.files import atomic_folder, write_text_atomic
@@ -119,6 +119,10 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
     if rankme_vs_probe.has_data(metrics):
         correlations = rankme_vs_probe.correlations(metrics)
         label_free = rankme_vs_probe.section(save_table(rankme_vs_probe.TABLE, rankme_vs_probe.table(correlations)))
+        # --- issue 19 C: RankMe judged within groups (method, policy)
+        groups = rankme_groups.within_groups(metrics)
+        label_free += rankme_groups.section(save_table(rankme_groups.TABLE, rankme_groups.table(groups, correlations)), groups)
+        # ---
         rankme_vs_probe.figure(metrics, correlations, folder / rankme_vs_probe.FIGURE)
         files.append(rankme_vs_probe.FIGURE)
 

@@ -49,11 +49,11 @@ def _number(x: float, spec: str) -> str:
     return "–" if pd.isna(x) else format(x, spec)
 
 
-def _with_interval(value, low, high, spec: str) -> str:
+def _with_interval(value, low, high, spec: str, open_end: str = BEYOND) -> str:
     text = _number(value, spec)
     if pd.isna(low) and pd.isna(high):
         return text
-    return f"{text} [{_number(low, spec)}, {BEYOND if pd.isna(high) else _number(high, spec)}]"
+    return f"{text} [{_number(low, spec)}, {open_end if pd.isna(high) else _number(high, spec)}]"
 
 
 def policy_order(policies, reference: str = REFERENCE_POLICY) -> list[str]:
@@ -147,7 +147,9 @@ def _exchange_cell(row, quantity: str, spec: str) -> str:
     if mark and pd.isna(row[quantity]):  # past b_ref: a claim only where b_ref is determined
         claimed = pd.notna(row["beyond_asymptote"]) and bool(row["beyond_asymptote"])
         return f"{BEYOND if claimed else PAST_UNDETERMINED} {mark}"
-    text = _with_interval(row[quantity], row[f"{quantity}_low"], row[f"{quantity}_high"], spec)
+    # an interval's open end is past b_ref: "beyond" only where b_ref is determined
+    open_end = PAST_UNDETERMINED if row["status"] in ("reference_undetermined", "both_undetermined") else BEYOND
+    text = _with_interval(row[quantity], row[f"{quantity}_low"], row[f"{quantity}_high"], spec, open_end)
     return text + (f" {EXTRAPOLATED_MARK}" if row["extrapolated"] else "") + (f" {mark}" if mark else "")
 
 

@@ -30,36 +30,33 @@ from dataworth.methods import METHODS
 FIELD = "grid.settings"
 
 
-def _train_fields(spec) -> list[str]:
-    from dataworth.study import EXECUTION_ONLY_TRAIN_FIELDS
+# What study.py knows about train settings, given by it (this module sits below study.py):
+# settings that are not part of a run's id (where it runs), and those self-supervised runs lack.
+IdRules = tuple[tuple[str, ...], tuple[str, ...]]  # (execution-only fields, supervised-only fields)
 
-    return [f for f in type(spec.train).model_fields if f not in EXECUTION_ONLY_TRAIN_FIELDS]
 
-
-def allowed_keys(spec) -> list[str]:
-    keys = [f"train.{f}" for f in _train_fields(spec)]
+def allowed_keys(spec, rules: IdRules) -> list[str]:
+    keys = [f"train.{f}" for f in type(spec.train).model_fields if f not in rules[0]]
     for section, model in type(spec.ssl).model_fields.items():
         keys += [f"ssl.{section}.{f}" for f in model.annotation.model_fields]
     return keys
 
 
-def applies(key: str, method: str) -> bool:
+def applies(key: str, method: str, rules: IdRules) -> bool:
     """Whether the setting `key` is part of the runs of `method` (enters their id)."""
-    from dataworth.study import SUPERVISED_ONLY_TRAIN_FIELDS
-
     m = METHODS[method]
     parts = key.split(".")
     if parts[0] == "train":
-        return m.uses_labels or parts[1] not in SUPERVISED_ONLY_TRAIN_FIELDS
+        return m.uses_labels or parts[1] not in rules[1]
     if parts[1] == "projector":
         return m.settings is not None
     return m.settings == parts[1]
 
 
-def combinations(spec, method: str) -> list[dict[str, Any]]:
+def combinations(spec, method: str, rules: IdRules) -> list[dict[str, Any]]:
     """The settings of each run of `method`: one {key: value} per point of the product of the axes
     that apply to it ([{}] when none do), in the order written."""
-    axes = {key: values for key, values in spec.grid.settings.items() if applies(key, method)}
+    axes = {key: values for key, values in spec.grid.settings.items() if applies(key, method, rules)}
     return [dict(zip(axes, point)) for point in itertools.product(*axes.values())]
 
 
@@ -89,16 +86,16 @@ def _first_error(exc: ValidationError) -> str:
     return err["msg"].removeprefix("Value error, ")
 
 
-def problems(spec) -> list[str]:
+def problems(spec, rules: IdRules) -> list[str]:
     """Every problem of grid.settings, one line each (empty: fine)."""
     out = []
-    allowed = allowed_keys(spec)
+    allowed = allowed_keys(spec, rules)
     for key, values in spec.grid.settings.items():
         where = f"{FIELD}.{key}"
         if key not in allowed:
             out.append(f"{where}: unknown setting; allowed: {', '.join(allowed)}")
             continue
-        users = [m for m in spec.grid.method if applies(key, m)]
+        users = [m for m in spec.grid.method if applies(key, m, rules)]
         if not users:
             out.append(f"{where}: no method of grid.method ({', '.join(spec.grid.method)}) uses this setting")
             continue
@@ -119,7 +116,7 @@ def problems(spec) -> list[str]:
         return out
     # Values fine one by one can clash together (warmup_steps from one axis, steps from another).
     for method in spec.grid.method:
-        for combo in combinations(spec, method):
+        for combo in combinations(spec, method, rules):
             train, _ = resolved(spec, combo)
             try:
                 type(spec.train).model_validate(train)

@@ -30,7 +30,9 @@ from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
 from dataworth.methods import METHODS
 from dataworth.models import MODEL_MODALITIES, estimated_parameters
 from dataworth.runs import STAGES, StudyDir
-from dataworth import setting_axes  # issue 19 C: grid axes over train and method settings
+from dataworth.setting_axes import combinations as setting_combinations  # issue 19 C: grid.settings
+from dataworth.setting_axes import problems as setting_problems
+from dataworth.setting_axes import resolved as resolved_settings
 
 RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
@@ -39,6 +41,8 @@ RUN_ID_LENGTH = 12
 EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
 # Train settings a self-supervised run does not use (it has no labels): left out of its id.
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
+# What grid.settings (setting_axes.py) needs to know of the two above.
+SETTING_ID_RULES = (EXECUTION_ONLY_TRAIN_FIELDS, SUPERVISED_ONLY_TRAIN_FIELDS)
 
 Method = Literal[tuple(METHODS)]
 
@@ -609,7 +613,8 @@ def _expand(spec: StudySpec) -> list[dict]:
                 "width": model.width, "seed": seed}
         if any(_matches(rule, axes) for rule in grid.exclude):
             continue
-        for combo in setting_axes.combinations(spec, method):  # issue 19 C: [{}] without grid.settings
+        # issue 19 C: [{}] without grid.settings
+        for combo in setting_combinations(spec, method, SETTING_ID_RULES):
             run = _run(spec, method, n_train, aug_name, model, seed, combo)
             if run["run_id"] not in seen:  # combinations that resolve to one config are one run
                 seen.add(run["run_id"])
@@ -618,7 +623,7 @@ def _expand(spec: StudySpec) -> list[dict]:
 
 
 def _run(spec: StudySpec, method: str, n_train: int, aug_name: str, model: ModelSpec, seed: int, combo: dict) -> dict:
-    train, ssl = setting_axes.resolved(spec, combo)
+    train, ssl = resolved_settings(spec, combo)
     identity = {
         "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
         "method": method,
@@ -782,7 +787,7 @@ def _cross_check(spec: StudySpec) -> list[str]:
         "width": {m.width for m in spec.grid.model},
         "seed": set(spec.grid.seed),
     }
-    problems += setting_axes.problems(spec)  # issue 19 C
+    problems += setting_problems(spec, SETTING_ID_RULES)  # issue 19 C
     for i, rule in enumerate(spec.grid.exclude):
         if not rule:
             problems.append(f"grid.exclude[{i}]: empty rule would exclude every run")

@@ -137,3 +137,13 @@ def test_fits_table_and_report_lines_show_the_interval_the_bound_and_the_remedy(
     lines = asymptote.report_lines(table)
     assert any(line.startswith("- supervised noise / test_accuracy (`asymptote_undetermined`") and "larger sizes" in line
                for line in lines)
+
+
+def test_a_loss_has_no_upper_bound_and_reaches_zero_only_when_unsaturated():
+    loss = metric_kind("test_loss")
+    saturated = fit_power_law(SIZES, 0.3 + 30.0 * SIZES**-1.0 + NOISE, loss)
+    assert saturated.status == "ok" and saturated.b_profile_low < 0.3 < saturated.b_profile_high
+    # falling slowly (c = 0.1): the data allow any asymptote down to 0, the bound of a loss
+    unsaturated = fit_power_law(SIZES, 0.3 + 2.0 * SIZES**-0.1 + NOISE, loss)
+    assert unsaturated.status == "asymptote_undetermined" and unsaturated.b_profile_reaches_bound == "low"
+    assert unsaturated.b_profile_low == 0.0

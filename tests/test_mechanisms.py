@@ -371,14 +371,22 @@ def test_report_section_ranks_mechanisms_against_exchange_ratios(tmp_path):
             metrics.append({**base, "augmentation": policy, "n_train": n, "seed": seed, "flatness_distance": k + seed * 0.1,
                             "hessian_trace": 10.0 - k, "invariance_cosine": 0.5})
         rates.append({**base, "augmentation": policy, "n": float(n), "metric": "test_accuracy", "grid": "study",
-                      "ratio": 1.0 + k})
+                      "ratio": 1.0 + k, "status": "ok"})
     rates.append({**base, "augmentation": "a", "n": 150.0, "metric": "test_accuracy", "grid": "dense", "ratio": 99.0})
-    metrics, rates = pd.DataFrame(metrics), pd.DataFrame(rates)
+    # A ratio its fit does not determine: shown, left out of the correlations (it would break rho = 1).
+    metrics.append({**base, "augmentation": "c", "n_train": 100, "seed": 0, "flatness_distance": 0.0,
+                    "hessian_trace": 0.0, "invariance_cosine": 0.5})
+    rates.append({**base, "augmentation": "c", "n": 100.0, "metric": "test_accuracy", "grid": "study",
+                  "ratio": 50.0, "status": "augmented_undetermined"})
+    metrics, rates = pd.DataFrame(metrics), pd.DataFrame(rates).fillna({"status": "ok"})
     table = mechanisms.points(metrics, rates, "none")
-    assert len(table) == 6 and table["flatness_distance"].tolist() == pytest.approx([k + 0.05 for k in range(6)])
+    assert len(table) == 7 and table["status"].tolist().count("ok") == 6
+    ok = table[table["status"] == "ok"]
+    assert ok["flatness_distance"].tolist() == pytest.approx([k + 0.05 for k in range(6)])
     corr = mechanisms.correlations(table).set_index("mechanism")
     assert corr.loc["flatness_distance", "spearman"] == pytest.approx(1.0)
     assert corr.loc["hessian_trace", "spearman"] == pytest.approx(-1.0)
+    assert corr.loc["flatness_distance", "points"] == 6
     assert corr.loc["invariance_cosine", "points"] == 6 and np.isnan(corr.loc["invariance_cosine", "spearman"])
     files: list[str] = []
     section = mechanisms.write_section(metrics, rates, tmp_path, "none", lambda name, t: name, files)

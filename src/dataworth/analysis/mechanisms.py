@@ -3,9 +3,10 @@
 worth in real samples does?
 
 One point per (setting, augmented policy, n): the exchange ratio (n + v(n))/n of test accuracy
-(else the probe's test accuracy, else the first metric with ratios; grid `study`, status ok) and the mean over
+(else the probe's test accuracy, else the first metric with ratios; grid `study`) and the mean over
 seeds of each mechanism column of that policy's runs at n. Per mechanism, Spearman's rank
-correlation (scipy.stats.spearmanr) over the points; a table of the points, a table of the
+correlation (scipy.stats.spearmanr) over the points whose ratio has status ok (points whose fits
+leave the ratio undetermined are shown, marked, and left out); a table of the points, a table of the
 correlations and one figure per mechanism for the report.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dataworth.analysis import figures, tables
+from dataworth.analysis.exchange import FLAGGED_EXCHANGE_STATUSES
 
 # metrics.parquet column -> what it is, in the report's words.
 MECHANISMS = {
@@ -50,26 +52,28 @@ def measured(metrics: pd.DataFrame) -> list[str]:
 def points(metrics: pd.DataFrame, rates: pd.DataFrame, reference: str) -> pd.DataFrame:
     """One row per (setting, policy, n) with an exchange ratio: the ratio and each mechanism's mean over seeds."""
     columns = measured(metrics)
-    ok = rates[(rates["grid"] == "study") & (rates["status"] == "ok") & (rates["augmentation"] != reference)]
+    shown = ("ok", *FLAGGED_EXCHANGE_STATUSES)  # numbers kept; only ok ones enter the correlations
+    ok = rates[(rates["grid"] == "study") & rates["status"].isin(shown) & (rates["augmentation"] != reference)
+               & rates["ratio"].notna()]
     if ok.empty or not columns:
-        return pd.DataFrame(columns=[*SETTING, "augmentation", "n", "metric", "ratio", *columns])
+        return pd.DataFrame(columns=[*SETTING, "augmentation", "n", "metric", "status", "ratio", *columns])
     metric = next((m for m in PREFERRED_METRICS if m in set(ok["metric"])), ok["metric"].iloc[0])
     ok = ok[ok["metric"] == metric]
     runs = metrics[metrics["status"] == "ok"].copy()
     runs[columns] = runs[columns].apply(pd.to_numeric, errors="coerce").replace([np.inf, -np.inf], np.nan)
     means = runs.groupby([*SETTING, "augmentation", "n_train"], dropna=False)[columns].mean().reset_index()
     means = means.rename(columns={"n_train": "n"}).astype({"n": "float64"})
-    table = ok[[*SETTING, "augmentation", "n", "metric", "ratio"]].merge(means, on=[*SETTING, "augmentation", "n"], how="left")
+    table = ok[[*SETTING, "augmentation", "n", "metric", "status", "ratio"]].merge(means, on=[*SETTING, "augmentation", "n"], how="left")
     return table.sort_values([*SETTING, "augmentation", "n"]).reset_index(drop=True)
 
 
 def correlations(table: pd.DataFrame) -> pd.DataFrame:
-    """Per mechanism: points with both numbers, Spearman's rho against the ratio and its p-value."""
+    """Per mechanism: status-ok points with both numbers, Spearman's rho against the ratio and its p-value."""
     from scipy.stats import spearmanr
 
     rows = []
     for column in [c for c in MECHANISMS if c in table.columns]:
-        both = table[["ratio", column]].dropna()
+        both = table[table["status"] == "ok"][["ratio", column]].dropna()
         rho = p_value = np.nan
         if len(both) >= MIN_POINTS:
             with warnings.catch_warnings():  # a constant column gives NaN, which the table shows as –
@@ -82,14 +86,15 @@ def correlations(table: pd.DataFrame) -> pd.DataFrame:
 
 def points_table(table: pd.DataFrame) -> tables.Table:
     columns = [c for c in MECHANISMS if c in table.columns]
-    rows = [[r["augmentation"], str(int(r["n"])), tables._number(r["ratio"], ".2f"),
+    rows = [[r["augmentation"], str(int(r["n"])), tables._number(r["ratio"], ".2f") + ("" if r["status"] == "ok" else " *"),
              *[tables._number(r[c], ".4g") for c in columns]] for _, r in table.iterrows()]
     header = ["policy", "n", "exchange ratio", *columns]
     return tables.Table(header=header, rows=rows, align="lrr" + "r" * len(columns),
                         latex_header=[h.replace("_", "\\_") for h in header],
                         notes=["Mechanisms: the mean over the seeds of the policy's runs at n (metrics.parquet).",
                                "Exchange ratio: (n + v(n)) / n of " + (f"`{table['metric'].iloc[0]}`" if len(table) else "–")
-                               + " where its status is ok."])
+                               + "; * its status is reference_undetermined, augmented_undetermined or "
+                               "both_undetermined (a number, not measured): shown, left out of the correlations."])
 
 
 def correlations_table(corr: pd.DataFrame) -> tables.Table:
@@ -97,7 +102,8 @@ def correlations_table(corr: pd.DataFrame) -> tables.Table:
              tables._number(r["p_value"], ".2g")] for _, r in corr.iterrows()]
     return tables.Table(header=["column", "mechanism", "points", "Spearman ρ vs ratio", "p"], rows=rows, align="llrrr",
                         latex_header=["column", "mechanism", "points", "Spearman $\\rho$ vs ratio", "p"],
-                        notes=[f"Over the (policy, n) points above; –: fewer than {MIN_POINTS} points or a constant column."])
+                        notes=[f"Over the (policy, n) points below whose ratio has status ok; –: fewer than {MIN_POINTS} such "
+                               "points or a constant column."])
 
 
 def figure(table: pd.DataFrame, column: str, corr: pd.DataFrame, path: Path, reference: str) -> Path:
@@ -108,7 +114,10 @@ def figure(table: pd.DataFrame, column: str, corr: pd.DataFrame, path: Path, ref
         part = part.dropna(subset=[column, "ratio"])
         if part.empty:
             continue
-        ax.scatter(part[column], part["ratio"], color=colors[policy], label=policy, s=24)
+        determined = part["status"] == "ok"
+        ax.scatter(part[column][determined], part["ratio"][determined], color=colors[policy], label=policy, s=24)
+        ax.scatter(part[column][~determined], part["ratio"][~determined], facecolors="none", edgecolors=colors[policy],
+                   s=24, label=f"{policy} (undetermined)" if (~determined).any() else None)
         for _, r in part.iterrows():
             ax.annotate(str(int(r["n"])), (r[column], r["ratio"]), fontsize="x-small", xytext=(3, 3),
                         textcoords="offset points")
@@ -116,7 +125,7 @@ def figure(table: pd.DataFrame, column: str, corr: pd.DataFrame, path: Path, ref
     rho = tables._number(c["spearman"].iloc[0], ".2f") if len(c) else "–"
     ax.set_xlabel(f"{MECHANISMS[column]} ({column})")
     ax.set_ylabel("exchange ratio (n + v(n)) / n")
-    ax.set_title(f"{column} vs exchange ratio (Spearman ρ = {rho}); labels: n")
+    ax.set_title(f"{column} vs exchange ratio (Spearman ρ = {rho}, filled points); labels: n")
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small")
@@ -142,10 +151,11 @@ def write_section(metrics: pd.DataFrame, rates: pd.DataFrame, folder: Path, refe
            "it says little (see p).", "",
            ]
     if table.empty:
-        return out + ["No exchange ratio of an augmented policy has status ok here (see the exchange rates and their "
+        return out + ["No exchange ratio of an augmented policy has a number here (see the exchange rates and their "
                       "statuses), so there is nothing to put the mechanisms against; their values per run are in "
                       "metrics.parquet.", ""]
     out += [save_table(TABLE_CORRELATIONS, correlations_table(corr)), save_table(TABLE_POINTS, points_table(table))]
+    # Hollow points in the figures: ratios whose fit does not determine them (statuses of exchange.py).
     for column in [c for c in MECHANISMS if c in table.columns]:
         name = figure_name(column)
         figure(table, column, corr, folder / name, reference)

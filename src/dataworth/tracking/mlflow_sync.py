@@ -278,6 +278,13 @@ def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir,
     fingerprint = _fingerprint(rd, parent_id, log_models)
     if mlrun is not None and mlrun.data.tags.get(fields.SYNCED_TAG) == fingerprint:
         return "unchanged", summary["status"]
+    # --- issue 20: only the study run is new (the study's identity changed): point the run at it, send nothing again
+    earlier_parent = mlrun.data.tags.get(fields.PARENT_TAG) if mlrun is not None else None
+    if earlier_parent and mlrun.data.tags.get(fields.SYNCED_TAG) == _fingerprint(rd, earlier_parent, log_models):
+        client.set_tag(mlrun.info.run_id, fields.PARENT_TAG, parent_id)
+        client.set_tag(mlrun.info.run_id, fields.SYNCED_TAG, fingerprint)
+        return "unchanged", summary["status"]
+    # ---
     training = read_parquet(rd.training, TRAINING).iloc[0].to_dict()
     history = read_parquet(rd.history, HISTORY)
     params = fields.run_params(run)

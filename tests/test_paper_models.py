@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
+from conftest import REPO
 from dataworth.models import build_model
 
 TEN_CLASSES = 10
@@ -125,3 +127,37 @@ def test_flip_invariant_models(images, name):
     x = images.double()
     assert torch.allclose(model(x), model(x.flip(3)), atol=1e-12)
     assert not torch.allclose(model(x), model(x.flip(2)), atol=1e-6)  # a vertical flip is not a symmetry
+
+
+# --- model options in the study: run ids, validation ---
+
+def test_run_ids_of_studies_without_model_options_are_unchanged(tiny_study):
+    from dataworth.study import load_study
+
+    # The id main gave this run before models had options (study from studies/digits.yaml, resnet18 width 4).
+    raw = yaml.safe_load((REPO / "studies" / "digits.yaml").read_text())
+    raw["grid"].update(n_train=[100], augmentation=["none"], model=[{"name": "resnet18", "width": 4}], seed=[0])
+    run = load_study(raw).runs[0]
+    assert run["run_id"] == "96a500dc4ee5" and run["model"] == {"name": "resnet18", "width": 4}
+    raw["grid"]["model"] = [{"name": "resnet18", "width": 4, "downsample": "C", "init": "paper"}]
+    paper = load_study(raw).runs[0]
+    assert paper["run_id"] != "96a500dc4ee5" and paper["model"]["downsample"] == "C"
+
+
+def test_an_option_of_another_model_is_refused(tiny_study):
+    from dataworth.study import StudyError, load_study
+
+    raw = yaml.safe_load((REPO / "studies" / "digits.yaml").read_text())
+    raw["grid"]["model"] = [{"name": "vgg13", "width": 8, "downsample": "C"}]
+    with pytest.raises(StudyError) as err:
+        load_study(raw)
+    assert any("grid.model[0]" in p and "downsample is an option of" in p and "allowed for vgg13: no options" in p
+               for p in err.value.problems), err.value.problems
+
+
+def test_swin_refuses_images_its_windows_do_not_tile():
+    from dataworth.models import input_problem
+
+    assert input_problem("swin", (3, 32, 32)) is None
+    assert "divide" in input_problem("swin", (3, 36, 36))  # 18 tokens a side: not a multiple of the window 4
+    assert "square" in input_problem("swin", (3, 32, 16))

@@ -29,6 +29,7 @@ RUNS = {
     "params.yaml": 40,
     "studies/digits.yaml": 40,
     "studies/ssl-mnist1d.yaml": 40,
+    "studies/rankme-hparams.yaml": 28,
     "studies/geiping2022/fig0.yaml": 75,
     "studies/geiping2022/fig1.yaml": 178,
     "studies/geiping2022/fig2.yaml": 104,

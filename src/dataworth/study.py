@@ -30,6 +30,9 @@ from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
 from dataworth.methods import METHODS
 from dataworth.models import MODEL_MODALITIES, MODEL_OPTIONS, estimated_parameters, input_problem
 from dataworth.runs import STAGES, StudyDir
+from dataworth.setting_axes import combinations as setting_combinations  # issue 19 C: grid.settings
+from dataworth.setting_axes import problems as setting_problems
+from dataworth.setting_axes import resolved as resolved_settings
 
 RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
@@ -38,6 +41,8 @@ RUN_ID_LENGTH = 12
 EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
 # Train settings a self-supervised run does not use (it has no labels): left out of its id.
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
+# What grid.settings (setting_axes.py) needs to know of the two above.
+SETTING_ID_RULES = (EXECUTION_ONLY_TRAIN_FIELDS, SUPERVISED_ONLY_TRAIN_FIELDS)
 
 Method = Literal[tuple(METHODS)]
 
@@ -367,6 +372,14 @@ class GridSpec(_Strict):
         default_factory=list,
         description="a run is left out when it matches every key of one rule (a list matches any of its values)",
     )
+    # --- issue 19 C: axes over settings (setting_axes.py)
+    settings: dict[str, list[Union[int, float, str]]] = Field(
+        default_factory=dict,
+        description="axes over settings of train: and ssl:, by dotted key (train.lr, ssl.simclr.temperature, "
+        "ssl.vicreg.covariance, ssl.projector.out, ...): each method's runs are the product of the axes that "
+        "apply to it; a run's id changes only where a value differs from its section's",
+    )
+    # ---
 
 
 DatasetUnion = Annotated[Union[tuple(DATASET_SPECS.values())], Field(discriminator="name")]
@@ -619,6 +632,7 @@ def _matches(rule: dict, values: dict) -> bool:
 
 def _expand(spec: StudySpec) -> list[dict]:
     runs = []
+    seen = set()
     grid = spec.grid
     for method, n_train, aug_name, model, seed in itertools.product(
         grid.method, grid.n_train, grid.augmentation, grid.model, grid.seed
@@ -627,30 +641,35 @@ def _expand(spec: StudySpec) -> list[dict]:
                 "width": model.width, "seed": seed}
         if any(_matches(rule, axes) for rule in grid.exclude):
             continue
-        train = spec.train.model_dump()
-        identity = {
-            "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
-            "method": method,
-            "n_train": n_train,
-            "augmentation": policy_identity(aug_name, spec.augmentations[aug_name]),
-            "model": model.identity(),
-            "seed": seed,
-            "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
-        }
-        method_spec = METHODS[method]
-        if method_spec.settings is not None:
-            # Only self-supervised runs get these keys: supervised ids stay what they always were.
-            identity["ssl"] = {
-                "projector": spec.ssl.projector.model_dump(),
-                method_spec.settings: getattr(spec.ssl, method_spec.settings).model_dump(),
-            }
-        if not method_spec.uses_labels:
-            for key in SUPERVISED_ONLY_TRAIN_FIELDS:
-                del identity["train"][key]
-        # Evaluation settings are not part of the id: changing them re-evaluates, never retrains.
-        run = {"run_id": short_hash(identity), "study": spec.study, **identity, "train": train, "eval": spec.eval.model_dump()}
-        runs.append(run)
+        # issue 19 C: [{}] without grid.settings
+        for combo in setting_combinations(spec, method, SETTING_ID_RULES):
+            run = _run(spec, method, n_train, aug_name, model, seed, combo)
+            if run["run_id"] not in seen:  # combinations that resolve to one config are one run
+                seen.add(run["run_id"])
+                runs.append(run)
     return runs
+
+
+def _run(spec: StudySpec, method: str, n_train: int, aug_name: str, model: ModelSpec, seed: int, combo: dict) -> dict:
+    train, ssl = resolved_settings(spec, combo)
+    identity = {
+        "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
+        "method": method,
+        "n_train": n_train,
+        "augmentation": policy_identity(aug_name, spec.augmentations[aug_name]),
+        "model": model.identity(),  # issue 18: options only where set
+        "seed": seed,
+        "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
+    }
+    method_spec = METHODS[method]
+    if method_spec.settings is not None:
+        # Only self-supervised runs get these keys: supervised ids stay what they always were.
+        identity["ssl"] = {"projector": ssl["projector"], method_spec.settings: ssl[method_spec.settings]}
+    if not method_spec.uses_labels:
+        for key in SUPERVISED_ONLY_TRAIN_FIELDS:
+            del identity["train"][key]
+    # Evaluation settings are not part of the id: changing them re-evaluates, never retrains.
+    return {"run_id": short_hash(identity), "study": spec.study, **identity, "train": train, "eval": spec.eval.model_dump()}
 
 
 def _repetition_problems(spec: StudySpec) -> list[str]:
@@ -799,6 +818,7 @@ def _cross_check(spec: StudySpec) -> list[str]:
         "width": {m.width for m in spec.grid.model},
         "seed": set(spec.grid.seed),
     }
+    problems += setting_problems(spec, SETTING_ID_RULES)  # issue 19 C
     for i, rule in enumerate(spec.grid.exclude):
         if not rule:
             problems.append(f"grid.exclude[{i}]: empty rule would exclude every run")

@@ -294,7 +294,8 @@ _CURVE = (
 # fits.parquet: the law f(n) = a * n^(-c) + b of every curve.
 FITS = _schema(
     *_CURVE,
-    ("status", pa.string(), "ok, too_few_sizes, flat or not_converged; parameters are null unless ok"),
+    ("status", pa.string(), "ok, asymptote_undetermined, poor_fit, too_few_sizes, flat or not_converged; "
+                            "parameters exist for the first three"),
     ("message", pa.string(), "why the status, runs left out, parameters at a bound (null when nothing to say)"),
     ("a", pa.float64(), "scale: f(1) - b (negative for accuracy, which rises to b)"),
     ("a_low", pa.float64(), "95% bootstrap interval of a, lower end (null without 2+ seeds)"),
@@ -314,6 +315,13 @@ FITS = _schema(
     ("n_min", pa.int64(), "smallest n fitted"),
     ("n_max", pa.int64(), "largest n fitted"),
     ("n_bootstrap", pa.int64(), "bootstrap fits (resampling seeds within each size) that converged"),
+    # --- issue 19 A: is the asymptote measured, does the law describe the data (analysis/asymptote.py)
+    ("b_profile_low", pa.float64(), "95% profile-likelihood interval of b, lower end (the bound if it reaches it)"),
+    ("b_profile_high", pa.float64(), "95% profile-likelihood interval of b, upper end (the bound if it reaches it)"),
+    ("b_profile_reaches_bound", pa.string(), "low, high or both: the end(s) of the profile interval at a bound of b"),
+    ("lack_of_fit_p", pa.float64(), "p-value of the lack-of-fit F test (size means against the seeds' spread)"),
+    ("remedy", pa.string(), "for a flagged fit: what data would settle it (larger sizes, more seeds)"),
+    # ---
 )
 
 # exchange_rates.parquet: what an augmentation is worth in real samples (Geiping et al. 2022, Eq. 1).
@@ -322,7 +330,8 @@ EXCHANGE_RATES = _schema(
     ("reference", pa.string(), "reference policy (none) of the same dataset, model, width, method and metric"),
     ("grid", pa.string(), "study (a size the study trained) or dense (log-spaced points for plotting)"),
     ("n", pa.float64(), "real training samples n of the augmented run"),
-    ("status", pa.string(), "ok, beyond_reference_asymptote, no_reference, reference_not_fitted or augmented_not_fitted"),
+    ("status", pa.string(), "ok, beyond_reference_asymptote, reference_undetermined, augmented_undetermined, "
+                            "both_undetermined, no_reference, reference_not_fitted or augmented_not_fitted"),
     ("augmented_value", pa.float64(), "f_aug(n): the augmented curve's law at n"),
     ("reference_asymptote", pa.float64(), "b_ref: the reference's asymptote"),
     ("equivalent_n", pa.float64(), "f_ref^-1(f_aug(n)): real samples the reference needs to match (null if beyond)"),
@@ -332,7 +341,7 @@ EXCHANGE_RATES = _schema(
     ("ratio", pa.float64(), "(n + v(n)) / n: the augmentation multiplies the real data by this"),
     ("ratio_low", pa.float64(), "95% bootstrap interval of the ratio, lower end"),
     ("ratio_high", pa.float64(), "95% bootstrap interval of the ratio, upper end (null like extra_samples_high)"),
-    ("beyond_asymptote", pa.bool_(), "f_aug(n) at or beyond b_ref: worth more than any amount of real data"),
+    ("beyond_asymptote", pa.bool_(), "f_aug(n) at or beyond a determined b_ref: worth more than any amount of real data"),
     ("share_beyond_asymptote", pa.float64(), "share of bootstrap replicates in which f_aug(n) is beyond b_ref"),
     ("extrapolated", pa.bool_(), "equivalent_n lies outside the sizes the reference was fitted on"),
     ("n_bootstrap", pa.int64(), "paired bootstrap replicates (augmented, reference) behind the intervals"),

@@ -23,6 +23,17 @@ from dataworth.models import build_model
 TEN_CLASSES = 10
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Forward passes of deep networks on tiny batches: thread start-up and contention with other
+    processes cost far more than they save (a PyramidNet-110 pass, 0.2 s on one thread, took 40 s on
+    two threads of a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def parameters(name: str, width: int, **options) -> int:
     with torch.device("meta"):
         model = build_model(name, width, (3, 32, 32), TEN_CLASSES, **options)

@@ -136,8 +136,11 @@ def step_times(study, results_root: str | Path) -> tuple[dict[str, float], str]:
             cache[key] = seconds
         times[json.dumps(model_cfg, sort_keys=True)] = cache[key]
     if data is not None:  # something was timed
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(cache_path, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        try:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(cache_path, json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        except OSError:  # an unwritable results root costs the next plan a timing, nothing else
+            pass
     return times, label
 
 

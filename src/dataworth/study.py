@@ -38,7 +38,8 @@ RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
 # run id so a study moved from a laptop to a cluster keeps its run ids. (The `eval` section is
 # left out too: a run's id names what was trained.)
-EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
+EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile",
+                               "log_local_complexity_every")  # issue 19: a measurement, not the training
 # Train settings a self-supervised run does not use (it has no labels): left out of its id.
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
 # What grid.settings (setting_axes.py) needs to know of the two above.
@@ -167,6 +168,12 @@ class TrainSpec(_Strict):
         "seconds per process; results equal within floating-point tolerance",
     )
 
+    # issue 19: evaluate/local_complexity.py's history (execution-only: not in run ids)
+    log_local_complexity_every: int = Field(
+        default=0, ge=0, description="add local complexity (eval.local_complexity settings) to history.parquet every "
+        "N steps, a multiple of log_every; 0 = never. Runs trained together (a pack on a GPU) do not log it",
+    )
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -178,6 +185,10 @@ class TrainSpec(_Strict):
     def _warmup_fits(self) -> "TrainSpec":
         if self.warmup_steps >= self.steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than steps ({self.steps})")
+        if self.log_local_complexity_every % self.log_every:
+            raise ValueError(f"log_local_complexity_every ({self.log_local_complexity_every}) must be a multiple of "
+                             f"log_every ({self.log_every}): it is measured on history rows; allowed: 0, "
+                             f"{self.log_every}, {2 * self.log_every}, ...")
         return self
 
 
@@ -210,6 +221,45 @@ class RankmeSpec(_Strict):
     )
 
 
+# --- issue 19 part B: the mechanism stages (evaluate/invariance.py, gradient_stats.py, flatness.py,
+# local_complexity.py). Each is a stage of its own, off unless `enabled`; eval settings, so not in
+# run ids: switching one on evaluates the trained runs, never retrains.
+class InvarianceSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the invariance stage (every run)")
+    samples: int = Field(default=1000, gt=0, description="fixed test images (all of the test set if fewer)")
+    views: int = Field(default=4, gt=0, description="augmented views per image, per policy and per op")
+
+
+class GradientStatsSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the gradient_stats stage (runs with a classifier head)")
+    batches: int = Field(default=16, ge=2, description="batch gradients on the run's augmented training distribution")
+    image_samples: int = Field(default=32, ge=2, description="augmented samples whose per-sample gradients are "
+                               "compared pairwise (memory: samples x parameters floats)")
+    filter_normalize: bool = Field(default=False, description="scale each gradient tensor to its parameter's norm "
+                                   "first, as the paper's normalize_in_SNR_computations")
+
+
+class FlatnessSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the flatness stage (runs with a classifier head)")
+    samples: FullOrSize = Field(default=1000, description="the run's first training samples the loss is taken on")
+    directions: int = Field(default=4, gt=0, description="random filter-normalised directions walked")
+    step_size: float = Field(default=0.1, gt=0, description="step along a direction (the paper: 0.1)")
+    threshold: float = Field(default=1.0, gt=0, description="rise of the loss that ends a walk (the paper: 1.0)")
+    max_steps: int = Field(default=100, gt=0, description="steps after which a walk stops (counted as max_steps)")
+    hessian_probes: int = Field(default=8, ge=0, description="Rademacher probes of the Hutchinson Hessian trace "
+                                "(0: none; 2+ for a standard error)")
+
+
+class LocalComplexitySpec(_Strict):
+    enabled: bool = Field(default=False, description="run the local_complexity stage (every run)")
+    radius: float = Field(default=0.1, gt=0, description="radius r of the neighbourhood, in network-input units "
+                          "(standardised signals, normalised pixels)")
+    directions: int = Field(default=8, gt=0, description="orthonormal directions P (2P vertices; at most the "
+                            "input's dimensions)")
+    points: int = Field(default=256, gt=0, description="test points and training points each")
+# ---
+
+
 class EvalSpec(_Strict):
     batch_size: int = Field(default=1024, gt=0, description="batch size of every evaluation's forward passes")
     labeled: FullOrSize = Field(
@@ -228,6 +278,12 @@ class EvalSpec(_Strict):
         "fog3: cifar10c:fog@3, c3: cifar10c:all@3 = the mean over the 19 corruptions); names [a-z0-9_], not "
         "train/test/ood; each gives <name>_accuracy and <name>_loss columns in metrics.parquet",
     )
+    # ---
+    # --- issue 19 part B ---
+    invariance: InvarianceSpec = InvarianceSpec()
+    gradient_stats: GradientStatsSpec = GradientStatsSpec()
+    flatness: FlatnessSpec = FlatnessSpec()
+    local_complexity: LocalComplexitySpec = LocalComplexitySpec()
     # ---
 
 
@@ -768,6 +824,14 @@ def _cross_check(spec: StudySpec) -> list[str]:
                 f"{values_per_sample} float32 values exceed the {MAX_GENERATED_DATASET_BYTES // 2**30} GiB a generated "
                 f"dataset may take in memory; allowed: train_pool + 2 x test_size <= {largest}"
             )
+    # --- issue 19: the local-complexity neighbourhood spans that many orthonormal input directions
+    local = spec.eval.local_complexity
+    if local.enabled or spec.train.log_local_complexity_every:
+        dims = math.prod(ds.prepared()["sample_shape"]) if ds.stores_pixels else values_per_sample
+        if dims and local.directions > dims:
+            problems.append(f"eval.local_complexity.directions: {local.directions} orthonormal directions do not "
+                            f"exist in the {dims} input dimensions of {ds.name}; allowed: 1..{dims}")
+    # ---
     for key, size in (("eval.labeled", spec.eval.labeled), ("eval.rankme.samples", spec.eval.rankme.samples)):
         if size != "full" and size > pool:
             problems.append(f"{key}: {size} is larger than the {ds.name} training pool ({pool} samples); "

@@ -126,6 +126,9 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
         rankme_vs_probe.figure(metrics, correlations, folder / rankme_vs_probe.FIGURE)
         files.append(rankme_vs_probe.FIGURE)
 
+    from dataworth.analysis import mechanisms  # issue 19 part B: the mechanisms beside the exchange rates
+
+    label_free += mechanisms.write_section(metrics, rates, folder, reference, save_table, files)
     previews = _augmentation_previews(folder, study_spec, metrics, reference, files)  # issue 17 item 6
 
     text = _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files,

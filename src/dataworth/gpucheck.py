@@ -311,7 +311,8 @@ def shipped_policies(repo: Path) -> list[tuple[str, str, list[dict]]]:
         raw = yaml.safe_load(path.read_text())
         modality = DATASET_SPECS[raw["dataset"]["name"]].modality
         for name, ops in (raw.get("augmentations") or {}).items():
-            ops = ops.get("ops") if isinstance(ops, dict) else ops  # issue 17: a policy with rounds is a mapping
+            if isinstance(ops, dict):  # issue 17: a policy with rounds, or with one list of ops per view
+                ops = ops["ops"] if "ops" in ops else [op for view in ops.get("views") or [] for op in view]
             key = (modality, json.dumps(ops or [], sort_keys=True))
             if key in seen:
                 continue

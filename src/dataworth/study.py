@@ -426,7 +426,8 @@ class StudySpec(_Strict):
     dataset: DatasetUnion = Field(description="the dataset: its name and settings")
     augmentations: dict[str, PolicyUnion] = Field(
         description="named policies: a list of ops each ([] is no augmentation), or a mapping {ops, rounds, "
-        "first_round_clean} for a fixed set of augmented copies"
+        "first_round_clean} for a fixed set of augmented copies, or {views: [[...], [...]]} for one list of ops "
+        "per view of a self-supervised method"
     )
     grid: GridSpec
     train: TrainSpec

@@ -38,13 +38,7 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
         raise ValueError(f"interpolation {interpolation!r}; allowed: {', '.join(INTERPOLATIONS)}")
     h, w = x.shape[-2:]
     if interpolation == "nearest":
-        # Pick the pixel in float64 (Pillow's floor) and hand grid_sample its centre: a float32
-        # grid would move points lying just below a pixel border onto it. A pixel outside the
-        # image reads grid_sample's zero padding: Pillow's fill, with no mask.
-        gx = (torch.floor(src_x) + 0.5) * (2.0 / w) - 1.0
-        gy = (torch.floor(src_y) + 0.5) * (2.0 / h) - 1.0
-        grid = torch.stack([gx.to(x.dtype), gy.to(x.dtype)], dim=-1)
-        return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        return _nearest(x, src_x, src_y)
     grid = torch.stack([(src_x * (2.0 / w) - 1.0).to(x.dtype), (src_y * (2.0 / h) - 1.0).to(x.dtype)], dim=-1)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if quantize:
@@ -53,6 +47,22 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
         return out
     inside = (src_x >= 0) & (src_x < w) & (src_y >= 0) & (src_y < h)
     return out.mul_(inside[:, None])  # the fill, 0 (a broadcast product is vectorised; masked_fill is not)
+
+
+def _nearest(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor) -> torch.Tensor:
+    """Pillow's NEAREST: the pixel containing each source point, picked in float64 (Pillow's
+    floor; float32 would move points lying just below a pixel border onto it), fill 0 outside.
+
+    One integer gather over the flattened image with a zero appended for the fill: several times
+    faster on a CPU than grid_sample, and the same pixels (tests compare with Pillow)."""
+    n, c, h, w = x.shape
+    out_h, out_w = src_x.shape[-2:]
+    sx, sy = torch.floor(src_x), torch.floor(src_y)
+    # 1 where 0 <= s <= size - 1 (whole numbers), as arithmetic: no bool passes.
+    inside = (sx + 1).clamp(0, 1) * (w - sx).clamp(0, 1) * (sy + 1).clamp(0, 1) * (h - sy).clamp(0, 1)
+    index = ((sy * w + sx) * inside + (h * w) * (1 - inside)).to(torch.long)  # h * w: the appended zero
+    flat = torch.cat([x.reshape(n, c, h * w), x.new_zeros(n, c, 1)], dim=2)
+    return flat.gather(2, index.view(n, 1, out_h * out_w).expand(n, c, out_h * out_w)).view(n, c, out_h, out_w)
 
 
 def warp_affine(x: torch.Tensor, matrix: torch.Tensor, interpolation: str, quantize: bool = False) -> torch.Tensor:
@@ -150,27 +160,13 @@ def resized_crop(x: torch.Tensor, top, left, height, width) -> torch.Tensor:
 def windows(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """padded[i, :, top[i] : top[i] + h, left[i] : left[i] + w] for every image i.
 
-    The offsets are few (2 padding + 1 per axis), so each axis is cut by sorting the batch by its
-    offset and copying one slice per offset value: several times faster on a CPU than gathering
-    pixel by pixel, and 2 (2p + 1) slices rather than (2p + 1)^2."""
-    return _cut(_cut(padded, left, w, dim=3), top, h, dim=2)
-
-
-def _cut(x: torch.Tensor, start: torch.Tensor, length: int, dim: int) -> torch.Tensor:
-    order = torch.argsort(start, stable=True)
-    counts = torch.bincount(start, minlength=x.shape[dim] - length + 1).tolist()
-    ordered = x.index_select(0, order)
-    shape = list(x.shape)
-    shape[dim] = length
-    out = torch.empty(shape, dtype=x.dtype, device=x.device)
-    first = 0
-    for offset, count in enumerate(counts):
-        if count:
-            out[first : first + count] = ordered[first : first + count].narrow(dim, offset, length)
-        first += count
-    back = torch.empty_like(order)
-    back[order] = torch.arange(len(order), device=order.device)
-    return out.index_select(0, back)
+    One gather over each flattened padded image with a per-image index of its window: about half
+    the time of cutting the batch by offset (sort, one slice per offset and axis, unsort) on a CPU."""
+    n, c, hp, wp = padded.shape
+    rows = top.view(n, 1, 1) + torch.arange(h, device=padded.device).view(1, h, 1)
+    cols = left.view(n, 1, 1) + torch.arange(w, device=padded.device).view(1, 1, w)
+    index = (rows * wp + cols).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.reshape(n, c, hp * wp).gather(2, index).view(n, c, h, w)
 
 
 def pad(x: torch.Tensor, padding: int, mode: str) -> torch.Tensor:

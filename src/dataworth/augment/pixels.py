@@ -124,6 +124,82 @@ def equalize(x):
     return lut.gather(1, values).view(n, c, h, w).to(x.dtype)
 
 
+# --- one lookup pass for the ops that map each value through a table (issue 17 speed) ---
+# Each of these ops sends pixel value v to table[v], one table per image and channel: brightness
+# and contrast (a blend with a constant), posterize, solarize, invert, autocontrast and equalize.
+# The automatic policies apply all of them in one pass: build each image's (C, 256) table with the
+# same float arithmetic as the functions above, on 256 levels instead of H x W pixels, then one
+# gather. On whole-number pixels this is exactly what those functions compute (tests compare
+# both with Pillow); inputs are rounded to whole numbers first, as a PIL image holds them.
+LOOKUP_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
+
+
+def lookup_ops(x: torch.Tensor, which: torch.Tensor, magnitude: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
+    """Image i gets op names[which[i]] (each in LOOKUP_OPS) at magnitude[i] (float64, the policy's
+    value: a factor offset for brightness and contrast, bits for posterize, the threshold for
+    solarize), as one table lookup over the batch."""
+    n, c, h, w = x.shape
+    values = x.round().clamp(0, 255).long().reshape(n * c, h * w)
+    present = torch.bincount(which, minlength=len(names)).tolist()
+    levels = torch.arange(256, device=x.device, dtype=x.dtype).expand(n, c, 256)
+    factor = (1.0 + magnitude).to(x.dtype).view(n, 1, 1)
+    hist = None
+    if any(present[k] for k, name in enumerate(names) if name in ("AutoContrast", "Equalize")):
+        rows = torch.arange(n * c, device=x.device)[:, None] * 256
+        hist = torch.zeros(n * c * 256, dtype=torch.long, device=x.device)
+        hist.scatter_add_(0, (rows + values).view(-1), torch.ones_like(values).view(-1))
+        hist = hist.view(n * c, 256)
+    table = levels
+    for k, name in enumerate(names):
+        if not present[k]:
+            continue
+        if name == "Brightness":  # blend with 0
+            t = torch.floor((factor * levels).clamp(0, 255))
+        elif name == "Contrast":  # blend with the image's mean grey level, rounded
+            level = torch.floor(grey(x).to(torch.float64).mean(dim=(1, 2, 3)) + 0.5).to(x.dtype).view(n, 1, 1)
+            t = torch.floor((level + factor * (levels - level)).clamp(0, 255))
+        elif name == "Posterize":
+            step = torch.pow(2.0, 8 - torch.trunc(magnitude)).to(x.dtype).view(n, 1, 1)
+            t = torch.floor(levels / step) * step
+        elif name == "Solarize":
+            t = torch.where(levels >= magnitude.to(x.dtype).view(n, 1, 1), 255 - levels, levels)
+        elif name == "Invert":
+            t = 255 - levels
+        elif name == "AutoContrast":
+            t = _autocontrast_table(hist).view(n, c, 256).to(x.dtype)
+        elif name == "Equalize":
+            t = _equalize_table(hist, h * w).view(n, c, 256).to(x.dtype)
+        else:
+            raise ValueError(f"{name} is not a lookup op; allowed: {', '.join(LOOKUP_OPS)}")
+        table = torch.where((which == k).view(n, 1, 1), t, table)
+    return table.reshape(n * c, 256).gather(1, values).view(n, c, h, w)
+
+
+def _autocontrast_table(hist: torch.Tensor) -> torch.Tensor:
+    """autocontrast's table per row of a (rows, 256) histogram: [min, max] stretched to [0, 255]."""
+    seen = hist > 0
+    levels = torch.arange(256, device=hist.device)
+    lo = torch.where(seen, levels, 256).amin(dim=1, keepdim=True).to(torch.float64)
+    hi = torch.where(seen, levels, -1).amax(dim=1, keepdim=True).to(torch.float64)
+    flat = hi <= lo
+    scale = torch.full_like(hi, 255.0) / torch.where(flat, torch.ones_like(hi), hi - lo)
+    offset = -lo * scale
+    lut = torch.floor(levels[None, :].to(torch.float64) * scale + offset).clamp(0, 255)
+    return torch.where(flat, levels[None, :].to(torch.float64), lut)
+
+
+def _equalize_table(hist: torch.Tensor, pixels: int) -> torch.Tensor:
+    """equalize's table per row of a (rows, 256) histogram (Pillow's step and cumulative sum)."""
+    levels = torch.arange(256, device=hist.device)
+    top = torch.where(hist > 0, levels, -1).amax(dim=1, keepdim=True)
+    step = (pixels - hist.gather(1, top)) // 255
+    distinct = (hist > 0).sum(dim=1, keepdim=True)
+    before = hist.cumsum(dim=1) - hist
+    safe_step = step.clamp(min=1)
+    lut = ((safe_step // 2 + before) // safe_step).clamp(max=255)
+    return torch.where((step == 0) | (distinct <= 1), levels[None, :], lut)
+
+
 def grayscale(x):
     """`convert("L")`, repeated over the image's channels (RandomGrayscale keeps the channel count)."""
     return grey(x).expand_as(x).contiguous()
@@ -152,15 +228,16 @@ def _rgb_to_hsv(x):
     maxc = torch.maximum(r, torch.maximum(g, b))
     minc = torch.minimum(r, torch.minimum(g, b))
     span = maxc - minc
-    chromatic = span.clamp(max=1.0)  # 0 on grey pixels (hue and saturation 0), else 1
-    cr = span.clamp(min=1.0)
-    s = cr / maxc.clamp(min=1.0)  # maxc == 0 only on grey pixels
+    # 0/1 masks from signs (exact for any values, also the fractional ones a bilinear resize
+    # leaves; torch.where and comparisons are several times slower on a CPU).
+    chromatic = torch.sign(span)  # 0 on grey pixels (hue and saturation 0), else 1
+    cr = span + (1.0 - chromatic)
+    s = cr / (maxc + (1.0 - torch.sign(maxc)))  # maxc == 0 only on grey pixels
     # C: r max: h = bc - gc; g max: h = 2.0 + rc - bc; b max: h = 4.0 + gc - rc, with
     # xc = (maxc - x) / cr in float. As (base + first - second) in double: exact before the one
     # rounding to float, which is what float arithmetic (r max) and the double expressions give.
-    # The branch as 0/1 masks on whole numbers (torch.where is several times slower on a CPU).
-    r_max = 1.0 + (r - maxc).clamp(min=-1.0)  # 1 where r is the largest
-    g_max = (1.0 + (g - maxc).clamp(min=-1.0)) * (1.0 - r_max)  # 1 where g is, and r is not
+    r_max = 1.0 + torch.sign(r - maxc)  # 1 where r is the largest
+    g_max = (1.0 + torch.sign(g - maxc)) * (1.0 - r_max)  # 1 where g is, and r is not
     b_max = 1.0 - r_max - g_max
     first = (maxc - (r_max * b + g_max * r + b_max * g)) / cr
     second = (maxc - (r_max * g + g_max * b + b_max * r)) / cr
@@ -196,9 +273,9 @@ def _hsv_to_rgb(hue, sat, val):
     green = t * s0 + v * (s1 + s2) + q * s3 + p * (s4 + s5)
     blue = p * (s0 + s1) + t * s2 + v * (s3 + s4) + q * s5
     rgb = torch.stack([red, green, blue], dim=1)
-    # Achromatic pixels (saturation 0) are grey at the value: p = q = t = v there already
-    # (v * (1 - 0 ...) rounds to v), so no separate case is needed.
-    return rgb
+    # Achromatic pixels (saturation 0) are grey at the value (p, q and t are v rounded).
+    grey_pixel = (1.0 - torch.sign(sat))[:, None]
+    return rgb * (1.0 - grey_pixel) + v[:, None] * grey_pixel
 
 
 def _is(values, k: float):

@@ -109,10 +109,7 @@ def equalize(x):
     (step = (pixels - count of the top value) // 255; identity when step is 0 or one value)."""
     n, c, h, w = x.shape
     values = x.round().clamp(0, 255).long().reshape(n * c, h * w)
-    rows = torch.arange(n * c, device=x.device)[:, None] * 256
-    hist = torch.zeros(n * c * 256, dtype=torch.long, device=x.device)
-    hist.scatter_add_(0, (rows + values).view(-1), torch.ones_like(values).view(-1))
-    hist = hist.view(n * c, 256)
+    hist = _histograms(values)
     top = values.amax(dim=1, keepdim=True)
     step = (h * w - hist.gather(1, top)) // 255  # (n*c, 1)
     distinct = (hist > 0).sum(dim=1, keepdim=True)
@@ -139,16 +136,13 @@ def lookup_ops(x: torch.Tensor, which: torch.Tensor, magnitude: torch.Tensor, na
     value: a factor offset for brightness and contrast, bits for posterize, the threshold for
     solarize), as one table lookup over the batch."""
     n, c, h, w = x.shape
-    values = x.round().clamp(0, 255).long().reshape(n * c, h * w)
+    values = x.clamp(0, 255).long().reshape(n * c, h * w)  # whole numbers (the caller checks)
     present = torch.bincount(which, minlength=len(names)).tolist()
     levels = torch.arange(256, device=x.device, dtype=x.dtype).expand(n, c, 256)
     factor = (1.0 + magnitude).to(x.dtype).view(n, 1, 1)
     hist = None
     if any(present[k] for k, name in enumerate(names) if name in ("AutoContrast", "Equalize")):
-        rows = torch.arange(n * c, device=x.device)[:, None] * 256
-        hist = torch.zeros(n * c * 256, dtype=torch.long, device=x.device)
-        hist.scatter_add_(0, (rows + values).view(-1), torch.ones_like(values).view(-1))
-        hist = hist.view(n * c, 256)
+        hist = _histograms(values)
     table = levels
     for k, name in enumerate(names):
         if not present[k]:
@@ -173,6 +167,13 @@ def lookup_ops(x: torch.Tensor, which: torch.Tensor, magnitude: torch.Tensor, na
             raise ValueError(f"{name} is not a lookup op; allowed: {', '.join(LOOKUP_OPS)}")
         table = torch.where((which == k).view(n, 1, 1), t, table)
     return table.reshape(n * c, 256).gather(1, values).view(n, c, h, w)
+
+
+def _histograms(values: torch.Tensor) -> torch.Tensor:
+    """(rows, 256) counts of each row's values 0..255: one bincount over (row, value) offsets
+    (several times faster on a CPU than scatter_add)."""
+    rows = torch.arange(values.shape[0], device=values.device)[:, None] * 256
+    return torch.bincount((rows + values).view(-1), minlength=values.shape[0] * 256).view(-1, 256)
 
 
 def _autocontrast_table(hist: torch.Tensor) -> torch.Tensor:

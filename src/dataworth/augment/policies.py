@@ -149,7 +149,7 @@ def apply_ops(x, space, kind, magnitude, interpolation: str):
 
     def lookup(images, index):
         which, mags = lookup_index[kind[index]], magnitude[index]
-        if torch.equal(images, torch.round(images)):  # pixels, as a PIL image holds them
+        if images.frac().abs().amax().item() == 0:  # whole numbers: pixels, as a PIL image holds them
             return pixels.lookup_ops(images, which, mags, lookup_names)
         # Fractional values (after a blur or a bilinear resize): op by op, as the functions compute.
         return pixels.apply_by_group(images, which, [lambda s, i, fn=colour[name]: fn(s, mags[i])

@@ -308,19 +308,18 @@ def apply_where(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:
 def apply_by_group(x: torch.Tensor, group: torch.Tensor, fns: list) -> torch.Tensor:
     """Image i becomes fns[group[i]](images of its group, their indices)[its row]; None keeps it.
 
-    The batch is sorted by group once, each group's images are a contiguous slice (no copy), and
-    one scatter puts the results back: three batch-sized copies and one host sync (the group
-    sizes), whatever the number of groups, and no loop over images."""
+    One sort by group and one host sync (the group sizes), whatever the number of groups; each
+    group's images are gathered, transformed and copied back by index into a copy of the batch
+    (no loop over images, and no permuting of the whole batch there and back)."""
     order = torch.argsort(group, stable=True)
     counts = torch.bincount(group, minlength=len(fns)).tolist()
     if counts[0] == len(group) and fns[0] is None:
         return x
-    ordered = x.index_select(0, order)  # a fresh tensor: each group's slice is overwritten in place
+    out = x.clone()
     start = 0
     for fn, count in zip(fns, counts):
         if count and fn is not None:
-            ordered[start : start + count] = fn(ordered[start : start + count], order[start : start + count])
+            index = order[start : start + count]
+            out.index_copy_(0, index, fn(x.index_select(0, index), index))
         start += count
-    back = torch.empty_like(order)
-    back[order] = torch.arange(len(order), device=order.device)
-    return ordered.index_select(0, back)
+    return out

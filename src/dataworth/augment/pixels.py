@@ -134,39 +134,39 @@ LOOKUP_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast",
 def lookup_ops(x: torch.Tensor, which: torch.Tensor, magnitude: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
     """Image i gets op names[which[i]] (each in LOOKUP_OPS) at magnitude[i] (float64, the policy's
     value: a factor offset for brightness and contrast, bits for posterize, the threshold for
-    solarize), as one table lookup over the batch."""
+    solarize), as one table lookup over the batch. Each op's tables (and the statistics they need:
+    a histogram, a mean grey level) are computed for its own images only."""
     n, c, h, w = x.shape
-    values = x.clamp(0, 255).long().reshape(n * c, h * w)  # whole numbers (the caller checks)
-    present = torch.bincount(which, minlength=len(names)).tolist()
-    levels = torch.arange(256, device=x.device, dtype=x.dtype).expand(n, c, 256)
-    factor = (1.0 + magnitude).to(x.dtype).view(n, 1, 1)
-    hist = None
-    if any(present[k] for k, name in enumerate(names) if name in ("AutoContrast", "Equalize")):
-        hist = _histograms(values)
-    table = levels
-    for k, name in enumerate(names):
-        if not present[k]:
-            continue
+    values = x.clamp(0, 255).long().reshape(n, c, h * w)  # whole numbers (the caller checks)
+    levels = torch.arange(256, device=x.device, dtype=x.dtype)
+    table = levels.expand(n, c, 256).contiguous()
+    for k in torch.unique(which).tolist():
+        name = names[k]
+        index = (which == k).nonzero().view(-1)
+        m = len(index)
+        mags = magnitude.index_select(0, index).view(m, 1, 1)
+        factor = (1.0 + mags).to(x.dtype)
         if name == "Brightness":  # blend with 0
             t = torch.floor((factor * levels).clamp(0, 255))
         elif name == "Contrast":  # blend with the image's mean grey level, rounded
-            level = torch.floor(grey(x).to(torch.float64).mean(dim=(1, 2, 3)) + 0.5).to(x.dtype).view(n, 1, 1)
+            mean = grey(x.index_select(0, index)).to(torch.float64).mean(dim=(1, 2, 3))
+            level = torch.floor(mean + 0.5).to(x.dtype).view(m, 1, 1)
             t = torch.floor((level + factor * (levels - level)).clamp(0, 255))
         elif name == "Posterize":
-            step = torch.pow(2.0, 8 - torch.trunc(magnitude)).to(x.dtype).view(n, 1, 1)
+            step = torch.pow(2.0, 8 - torch.trunc(mags)).to(x.dtype)
             t = torch.floor(levels / step) * step
         elif name == "Solarize":
-            t = torch.where(levels >= magnitude.to(x.dtype).view(n, 1, 1), 255 - levels, levels)
+            t = torch.where(levels >= mags.to(x.dtype), 255 - levels, levels)
         elif name == "Invert":
             t = 255 - levels
-        elif name == "AutoContrast":
-            t = _autocontrast_table(hist).view(n, c, 256).to(x.dtype)
-        elif name == "Equalize":
-            t = _equalize_table(hist, h * w).view(n, c, 256).to(x.dtype)
+        elif name in ("AutoContrast", "Equalize"):
+            hist = _histograms(values.index_select(0, index).view(m * c, h * w))
+            t = _autocontrast_table(hist) if name == "AutoContrast" else _equalize_table(hist, h * w)
+            t = t.view(m, c, 256)
         else:
             raise ValueError(f"{name} is not a lookup op; allowed: {', '.join(LOOKUP_OPS)}")
-        table = torch.where((which == k).view(n, 1, 1), t, table)
-    return table.reshape(n * c, 256).gather(1, values).view(n, c, h, w)
+        table.index_copy_(0, index, t.to(x.dtype).expand(m, c, 256))
+    return table.view(n * c, 256).gather(1, values.view(n * c, h * w)).view(n, c, h, w)
 
 
 def _histograms(values: torch.Tensor) -> torch.Tensor:

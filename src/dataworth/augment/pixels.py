@@ -121,84 +121,11 @@ def equalize(x):
     return lut.gather(1, values).view(n, c, h, w).to(x.dtype)
 
 
-# --- one lookup pass for the ops that map each value through a table (issue 17 speed) ---
-# Each of these ops sends pixel value v to table[v], one table per image and channel: brightness
-# and contrast (a blend with a constant), posterize, solarize, invert, autocontrast and equalize.
-# The automatic policies apply all of them in one pass: build each image's (C, 256) table with the
-# same float arithmetic as the functions above, on 256 levels instead of H x W pixels, then one
-# gather. On whole-number pixels this is exactly what those functions compute (tests compare
-# both with Pillow); inputs are rounded to whole numbers first, as a PIL image holds them.
-LOOKUP_OPS = ("Brightness", "Contrast", "Posterize", "Solarize", "AutoContrast", "Equalize", "Invert")
-
-
-def lookup_ops(x: torch.Tensor, which: torch.Tensor, magnitude: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
-    """Image i gets op names[which[i]] (each in LOOKUP_OPS) at magnitude[i] (float64, the policy's
-    value: a factor offset for brightness and contrast, bits for posterize, the threshold for
-    solarize), as one table lookup over the batch. Each op's tables (and the statistics they need:
-    a histogram, a mean grey level) are computed for its own images only."""
-    n, c, h, w = x.shape
-    values = x.clamp(0, 255).long().reshape(n, c, h * w)  # whole numbers (the caller checks)
-    levels = torch.arange(256, device=x.device, dtype=x.dtype)
-    table = levels.expand(n, c, 256).contiguous()
-    for k in torch.unique(which).tolist():
-        name = names[k]
-        index = (which == k).nonzero().view(-1)
-        m = len(index)
-        mags = magnitude.index_select(0, index).view(m, 1, 1)
-        factor = (1.0 + mags).to(x.dtype)
-        if name == "Brightness":  # blend with 0
-            t = torch.floor((factor * levels).clamp(0, 255))
-        elif name == "Contrast":  # blend with the image's mean grey level, rounded
-            mean = grey(x.index_select(0, index)).to(torch.float64).mean(dim=(1, 2, 3))
-            level = torch.floor(mean + 0.5).to(x.dtype).view(m, 1, 1)
-            t = torch.floor((level + factor * (levels - level)).clamp(0, 255))
-        elif name == "Posterize":
-            step = torch.pow(2.0, 8 - torch.trunc(mags)).to(x.dtype)
-            t = torch.floor(levels / step) * step
-        elif name == "Solarize":
-            t = torch.where(levels >= mags.to(x.dtype), 255 - levels, levels)
-        elif name == "Invert":
-            t = 255 - levels
-        elif name in ("AutoContrast", "Equalize"):
-            hist = _histograms(values.index_select(0, index).view(m * c, h * w))
-            t = _autocontrast_table(hist) if name == "AutoContrast" else _equalize_table(hist, h * w)
-            t = t.view(m, c, 256)
-        else:
-            raise ValueError(f"{name} is not a lookup op; allowed: {', '.join(LOOKUP_OPS)}")
-        table.index_copy_(0, index, t.to(x.dtype).expand(m, c, 256))
-    return table.view(n * c, 256).gather(1, values.view(n * c, h * w)).view(n, c, h, w)
-
-
 def _histograms(values: torch.Tensor) -> torch.Tensor:
     """(rows, 256) counts of each row's values 0..255: one bincount over (row, value) offsets
     (several times faster on a CPU than scatter_add)."""
     rows = torch.arange(values.shape[0], device=values.device)[:, None] * 256
     return torch.bincount((rows + values).view(-1), minlength=values.shape[0] * 256).view(-1, 256)
-
-
-def _autocontrast_table(hist: torch.Tensor) -> torch.Tensor:
-    """autocontrast's table per row of a (rows, 256) histogram: [min, max] stretched to [0, 255]."""
-    seen = hist > 0
-    levels = torch.arange(256, device=hist.device)
-    lo = torch.where(seen, levels, 256).amin(dim=1, keepdim=True).to(torch.float64)
-    hi = torch.where(seen, levels, -1).amax(dim=1, keepdim=True).to(torch.float64)
-    flat = hi <= lo
-    scale = torch.full_like(hi, 255.0) / torch.where(flat, torch.ones_like(hi), hi - lo)
-    offset = -lo * scale
-    lut = torch.floor(levels[None, :].to(torch.float64) * scale + offset).clamp(0, 255)
-    return torch.where(flat, levels[None, :].to(torch.float64), lut)
-
-
-def _equalize_table(hist: torch.Tensor, pixels: int) -> torch.Tensor:
-    """equalize's table per row of a (rows, 256) histogram (Pillow's step and cumulative sum)."""
-    levels = torch.arange(256, device=hist.device)
-    top = torch.where(hist > 0, levels, -1).amax(dim=1, keepdim=True)
-    step = (pixels - hist.gather(1, top)) // 255
-    distinct = (hist > 0).sum(dim=1, keepdim=True)
-    before = hist.cumsum(dim=1) - hist
-    safe_step = step.clamp(min=1)
-    lut = ((safe_step // 2 + before) // safe_step).clamp(max=255)
-    return torch.where((step == 0) | (distinct <= 1), levels[None, :], lut)
 
 
 def grayscale(x):
@@ -308,18 +235,19 @@ def apply_where(x: torch.Tensor, mask: torch.Tensor, fn) -> torch.Tensor:
 def apply_by_group(x: torch.Tensor, group: torch.Tensor, fns: list) -> torch.Tensor:
     """Image i becomes fns[group[i]](images of its group, their indices)[its row]; None keeps it.
 
-    One sort by group and one host sync (the group sizes), whatever the number of groups; each
-    group's images are gathered, transformed and copied back by index into a copy of the batch
-    (no loop over images, and no permuting of the whole batch there and back)."""
+    The batch is sorted by group once, each group's images are a contiguous slice (no copy), and
+    one scatter puts the results back: three batch-sized copies and one host sync (the group
+    sizes), whatever the number of groups, and no loop over images."""
     order = torch.argsort(group, stable=True)
     counts = torch.bincount(group, minlength=len(fns)).tolist()
     if counts[0] == len(group) and fns[0] is None:
         return x
-    out = x.clone()
+    ordered = x.index_select(0, order)  # a fresh tensor: each group's slice is overwritten in place
     start = 0
     for fn, count in zip(fns, counts):
         if count and fn is not None:
-            index = order[start : start + count]
-            out.index_copy_(0, index, fn(x.index_select(0, index), index))
+            ordered[start : start + count] = fn(ordered[start : start + count], order[start : start + count])
         start += count
-    return out
+    back = torch.empty_like(order)
+    back[order] = torch.arange(len(order), device=order.device)
+    return ordered.index_select(0, back)

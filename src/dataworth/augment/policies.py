@@ -142,26 +142,11 @@ def apply_ops(x, space, kind, magnitude, interpolation: str):
                 matrix = torch.where((kinds == k)[:, None], affine_builders[name](mags), matrix)
         return warp.warp_affine(images, matrix, interpolation, quantize=True)
 
-    # The ops that map values through a table share one group and one lookup pass (pixels.py).
-    lookup_names = tuple(name for name in names if name in pixels.LOOKUP_OPS)
-    lookup_index = torch.tensor([lookup_names.index(name) if name in lookup_names else -1 for name in names] + [-1],
-                                device=kind.device)
-
-    def lookup(images, index):
-        which, mags = lookup_index[kind[index]], magnitude[index]
-        if images.frac().abs().amax().item() == 0:  # whole numbers: pixels, as a PIL image holds them
-            return pixels.lookup_ops(images, which, mags, lookup_names)
-        # Fractional values (after a blur or a bilinear resize): op by op, as the functions compute.
-        return pixels.apply_by_group(images, which, [lambda s, i, fn=colour[name]: fn(s, mags[i])
-                                                     for name in lookup_names])
-
-    # Groups: 0 = unchanged (Identity, or no op), 1 = affine, 2 = lookup ops, then one per other colour op.
-    group_of_kind, fns = [], [None, affine, lookup]
+    # Groups: 0 = unchanged (Identity, or no op), 1 = affine, then one per colour op.
+    group_of_kind, fns = [], [None, affine]
     for name in names:
         if name in affine_builders:
             group_of_kind.append(1)
-        elif name in lookup_names:
-            group_of_kind.append(2)
         elif name in colour:
             group_of_kind.append(len(fns))
             fns.append(lambda images, index, fn=colour[name]: fn(images, magnitude[index]))

@@ -89,3 +89,29 @@ class Project:
 @pytest.fixture
 def project(tmp_path) -> Project:
     return Project(tmp_path)
+
+
+# One finished tiny study (runs_per_job: 2, so two packs) per test worker, built the first time a
+# test asks for it; each test gets its own copy (mtimes and Snakemake's records kept), so tests that
+# start from finished results do not each pay for training and evaluating it again.
+@pytest.fixture(scope="session")
+def _finished_tiny_packed(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finished-tiny-packed")
+    project = Project(root)
+    study = copy.deepcopy(TINY_STUDY)
+    study["resources"] = {"runs_per_job": 2}
+    project.write_study(study)
+    project.snakemake()
+    return root
+
+
+@pytest.fixture
+def finished_packed(_finished_tiny_packed, tmp_path) -> Project:
+    """A copy of the finished tiny study with runs_per_job: 2; `project.study` is its study dict."""
+    root = tmp_path / "finished"
+    shutil.copytree(_finished_tiny_packed, root, symlinks=True)
+    project = Project.__new__(Project)
+    project.root = root
+    project.study = copy.deepcopy(TINY_STUDY)
+    project.study["resources"] = {"runs_per_job": 2}
+    return project

@@ -316,6 +316,9 @@ def test_a_waiting_job_shows_its_pending_reason_in_the_log(slurm_cluster, tmp_pa
     study["grid"].update(n_train=[32], augmentation=["none", "shift"])
     study["resources"] = {"slurm": {"gpus": 0, "cpus": 2, "mem_mb": 500, "runtime_min": 5}}
     project = SlurmProject(tmp_path, study)
-    output = project.run_slurm(METRICS_TARGET, env={"DATAWORTH_PENDING_CHECK_SECONDS": "1"})
-    assert re.search(r"dataworth: SLURM job \d+ \((train|evaluate|rankme), pack [0-9a-f]{12}\) is pending: "
+    # Only the two train jobs: the second waits for the first, which is all this test needs.
+    targets = [f"results/tiny/packs/{pack_of(run['run_id'])}/train.done" for run in load_study(study).runs]
+    assert len(targets) == 2
+    output = project.run_slurm(*targets, env={"DATAWORTH_PENDING_CHECK_SECONDS": "1"})
+    assert re.search(r"dataworth: SLURM job \d+ \(train, pack [0-9a-f]{12}\) is pending: "
                      r"(Resources|Priority)", output), output

@@ -109,22 +109,22 @@ def test_keep_going_finishes_the_other_runs_and_the_log_says_why(project, tiny_s
     assert len(read_parquet(project.results() / "metrics.parquet", METRICS)) == 4
 
 
-def test_changed_eval_settings_reevaluate_without_retraining(project, tiny_study):
-    project.write_study(tiny_study)
-    project.snakemake()
+@pytest.mark.xdist_group("finished_tiny_packed")
+def test_changed_eval_settings_reevaluate_without_retraining(finished_packed):
+    project, tiny_study = finished_packed, finished_packed.study
     trained = {p: p.stat().st_mtime_ns for p in (project.results() / "runs").rglob("training.parquet")}
     tiny_study["eval"]["batch_size"] = 7
     project.write_study(tiny_study)
     proc = project.snakemake()
-    # eval.batch_size is read by every evaluation (evaluate, rankme), so both rerun.
-    assert jobs_run(proc.stdout + proc.stderr) == {"evaluate": 4, "rankme": 4, "collect": 1, "report": 1, "all": 1}
+    # eval.batch_size is read by every evaluation (evaluate, rankme), so both rerun (one job a pack).
+    assert jobs_run(proc.stdout + proc.stderr) == {"evaluate": 2, "rankme": 2, "collect": 1, "report": 1, "all": 1}
     assert all(p.stat().st_mtime_ns == t for p, t in trained.items())
     # Without Snakemake's records (as in a fresh clone after `dvc pull`), the markers tell.
     shutil.rmtree(project.root / ".snakemake" / "metadata")
     tiny_study["eval"]["batch_size"] = 9
     project.write_study(tiny_study)
     proc = project.snakemake()
-    assert jobs_run(proc.stdout + proc.stderr) == {"evaluate": 4, "rankme": 4, "collect": 1, "report": 1, "all": 1}
+    assert jobs_run(proc.stdout + proc.stderr) == {"evaluate": 2, "rankme": 2, "collect": 1, "report": 1, "all": 1}
     assert 'job runs again: it ran with other eval settings ({"batch_size": 7})' in proc.stderr
     assert all(p.stat().st_mtime_ns == t for p, t in trained.items())
 
@@ -207,10 +207,9 @@ def test_packed_jobs_train_several_runs_and_a_failed_run_takes_no_other_down(pro
     assert len(read_parquet(project.results() / "metrics.parquet", METRICS)) == 7
 
 
-def test_a_deleted_run_file_is_made_again_by_its_pack_and_nothing_else_retrains(project, tiny_study):
-    tiny_study["resources"] = {"runs_per_job": 2}
-    project.write_study(tiny_study)
-    project.snakemake()
+@pytest.mark.xdist_group("finished_tiny_packed")
+def test_a_deleted_run_file_is_made_again_by_its_pack_and_nothing_else_retrains(finished_packed):
+    project, tiny_study = finished_packed, finished_packed.study
     study = load_study(tiny_study)
     runs = project.results() / "runs"
     packs = json.loads((project.results() / "packs.json").read_text())["packs"]
@@ -247,13 +246,12 @@ def test_a_deleted_run_file_is_made_again_by_its_pack_and_nothing_else_retrains(
     assert "Nothing to be done" in project.snakemake().stderr
 
 
-def test_corrupt_run_files_are_found_named_and_redone_and_metrics_survive_a_failed_collect(project, tiny_study):
+@pytest.mark.xdist_group("finished_tiny_packed")
+def test_corrupt_run_files_are_found_named_and_redone_and_metrics_survive_a_failed_collect(finished_packed):
     """A truncated summary.parquet or a garbage model.pt: `plan` shows the run as corrupt with the
     file, collect by hand names the file (no traceback), the workflow redoes only those runs'
     stages, and a collect that fails on a file the cheap check misses keeps metrics.parquet."""
-    tiny_study["resources"] = {"runs_per_job": 2}
-    project.write_study(tiny_study)
-    project.snakemake()
+    project, tiny_study = finished_packed, finished_packed.study
     study = load_study(tiny_study)
     runs = project.results() / "runs"
     truncated, garbage = study.runs[0]["run_id"], study.runs[3]["run_id"]

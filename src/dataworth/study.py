@@ -30,14 +30,20 @@ from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
 from dataworth.methods import METHODS
 from dataworth.models import MODEL_MODALITIES, estimated_parameters
 from dataworth.runs import STAGES, StudyDir
+from dataworth.setting_axes import combinations as setting_combinations  # issue 19 C: grid.settings
+from dataworth.setting_axes import problems as setting_problems
+from dataworth.setting_axes import resolved as resolved_settings
 
 RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
 # run id so a study moved from a laptop to a cluster keeps its run ids. (The `eval` section is
 # left out too: a run's id names what was trained.)
-EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
+EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile",
+                               "log_local_complexity_every")  # issue 19: a measurement, not the training
 # Train settings a self-supervised run does not use (it has no labels): left out of its id.
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
+# What grid.settings (setting_axes.py) needs to know of the two above.
+SETTING_ID_RULES = (EXECUTION_ONLY_TRAIN_FIELDS, SUPERVISED_ONLY_TRAIN_FIELDS)
 
 Method = Literal[tuple(METHODS)]
 
@@ -134,6 +140,12 @@ class TrainSpec(_Strict):
         "seconds per process; results equal within floating-point tolerance",
     )
 
+    # issue 19: evaluate/local_complexity.py's history (execution-only: not in run ids)
+    log_local_complexity_every: int = Field(
+        default=0, ge=0, description="add local complexity (eval.local_complexity settings) to history.parquet every "
+        "N steps, a multiple of log_every; 0 = never. Runs trained together (a pack on a GPU) do not log it",
+    )
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -145,6 +157,10 @@ class TrainSpec(_Strict):
     def _warmup_fits(self) -> "TrainSpec":
         if self.warmup_steps >= self.steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than steps ({self.steps})")
+        if self.log_local_complexity_every % self.log_every:
+            raise ValueError(f"log_local_complexity_every ({self.log_local_complexity_every}) must be a multiple of "
+                             f"log_every ({self.log_every}): it is measured on history rows; allowed: 0, "
+                             f"{self.log_every}, {2 * self.log_every}, ...")
         return self
 
 
@@ -177,6 +193,45 @@ class RankmeSpec(_Strict):
     )
 
 
+# --- issue 19 part B: the mechanism stages (evaluate/invariance.py, gradient_stats.py, flatness.py,
+# local_complexity.py). Each is a stage of its own, off unless `enabled`; eval settings, so not in
+# run ids: switching one on evaluates the trained runs, never retrains.
+class InvarianceSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the invariance stage (every run)")
+    samples: int = Field(default=1000, gt=0, description="fixed test images (all of the test set if fewer)")
+    views: int = Field(default=4, gt=0, description="augmented views per image, per policy and per op")
+
+
+class GradientStatsSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the gradient_stats stage (runs with a classifier head)")
+    batches: int = Field(default=16, ge=2, description="batch gradients on the run's augmented training distribution")
+    image_samples: int = Field(default=32, ge=2, description="augmented samples whose per-sample gradients are "
+                               "compared pairwise (memory: samples x parameters floats)")
+    filter_normalize: bool = Field(default=False, description="scale each gradient tensor to its parameter's norm "
+                                   "first, as the paper's normalize_in_SNR_computations")
+
+
+class FlatnessSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the flatness stage (runs with a classifier head)")
+    samples: FullOrSize = Field(default=1000, description="the run's first training samples the loss is taken on")
+    directions: int = Field(default=4, gt=0, description="random filter-normalised directions walked")
+    step_size: float = Field(default=0.1, gt=0, description="step along a direction (the paper: 0.1)")
+    threshold: float = Field(default=1.0, gt=0, description="rise of the loss that ends a walk (the paper: 1.0)")
+    max_steps: int = Field(default=100, gt=0, description="steps after which a walk stops (counted as max_steps)")
+    hessian_probes: int = Field(default=8, ge=0, description="Rademacher probes of the Hutchinson Hessian trace "
+                                "(0: none; 2+ for a standard error)")
+
+
+class LocalComplexitySpec(_Strict):
+    enabled: bool = Field(default=False, description="run the local_complexity stage (every run)")
+    radius: float = Field(default=0.1, gt=0, description="radius r of the neighbourhood, in network-input units "
+                          "(standardised signals, normalised pixels)")
+    directions: int = Field(default=8, gt=0, description="orthonormal directions P (2P vertices; at most the "
+                            "input's dimensions)")
+    points: int = Field(default=256, gt=0, description="test points and training points each")
+# ---
+
+
 class EvalSpec(_Strict):
     batch_size: int = Field(default=1024, gt=0, description="batch size of every evaluation's forward passes")
     labeled: FullOrSize = Field(
@@ -195,6 +250,12 @@ class EvalSpec(_Strict):
         "fog3: cifar10c:fog@3, c3: cifar10c:all@3 = the mean over the 19 corruptions); names [a-z0-9_], not "
         "train/test/ood; each gives <name>_accuracy and <name>_loss columns in metrics.parquet",
     )
+    # ---
+    # --- issue 19 part B ---
+    invariance: InvarianceSpec = InvarianceSpec()
+    gradient_stats: GradientStatsSpec = GradientStatsSpec()
+    flatness: FlatnessSpec = FlatnessSpec()
+    local_complexity: LocalComplexitySpec = LocalComplexitySpec()
     # ---
 
 
@@ -339,6 +400,14 @@ class GridSpec(_Strict):
         default_factory=list,
         description="a run is left out when it matches every key of one rule (a list matches any of its values)",
     )
+    # --- issue 19 C: axes over settings (setting_axes.py)
+    settings: dict[str, list[Union[int, float, str]]] = Field(
+        default_factory=dict,
+        description="axes over settings of train: and ssl:, by dotted key (train.lr, ssl.simclr.temperature, "
+        "ssl.vicreg.covariance, ssl.projector.out, ...): each method's runs are the product of the axes that "
+        "apply to it; a run's id changes only where a value differs from its section's",
+    )
+    # ---
 
 
 DatasetUnion = Annotated[Union[tuple(DATASET_SPECS.values())], Field(discriminator="name")]
@@ -624,6 +693,7 @@ def _matches(rule: dict, values: dict) -> bool:
 
 def _expand(spec: StudySpec) -> list[dict]:
     runs = []
+    seen = set()
     grid = spec.grid
     for method, n_train, aug_name, model, seed in itertools.product(
         grid.method, grid.n_train, grid.augmentation, grid.model, grid.seed
@@ -632,30 +702,35 @@ def _expand(spec: StudySpec) -> list[dict]:
                 "width": model.width, "seed": seed}
         if any(_matches(rule, axes) for rule in grid.exclude):
             continue
-        train = spec.train.model_dump()
-        identity = {
-            "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
-            "method": method,
-            "n_train": n_train,
-            "augmentation": policy_identity(aug_name, spec.augmentations[aug_name]),
-            "model": model.model_dump(),
-            "seed": seed,
-            "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
-        }
-        method_spec = METHODS[method]
-        if method_spec.settings is not None:
-            # Only self-supervised runs get these keys: supervised ids stay what they always were.
-            identity["ssl"] = {
-                "projector": spec.ssl.projector.model_dump(),
-                method_spec.settings: getattr(spec.ssl, method_spec.settings).model_dump(),
-            }
-        if not method_spec.uses_labels:
-            for key in SUPERVISED_ONLY_TRAIN_FIELDS:
-                del identity["train"][key]
-        # Evaluation settings are not part of the id: changing them re-evaluates, never retrains.
-        run = {"run_id": short_hash(identity), "study": spec.study, **identity, "train": train, "eval": spec.eval.model_dump()}
-        runs.append(run)
+        # issue 19 C: [{}] without grid.settings
+        for combo in setting_combinations(spec, method, SETTING_ID_RULES):
+            run = _run(spec, method, n_train, aug_name, model, seed, combo)
+            if run["run_id"] not in seen:  # combinations that resolve to one config are one run
+                seen.add(run["run_id"])
+                runs.append(run)
     return runs
+
+
+def _run(spec: StudySpec, method: str, n_train: int, aug_name: str, model: ModelSpec, seed: int, combo: dict) -> dict:
+    train, ssl = resolved_settings(spec, combo)
+    identity = {
+        "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
+        "method": method,
+        "n_train": n_train,
+        "augmentation": policy_identity(aug_name, spec.augmentations[aug_name]),
+        "model": model.model_dump(),
+        "seed": seed,
+        "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
+    }
+    method_spec = METHODS[method]
+    if method_spec.settings is not None:
+        # Only self-supervised runs get these keys: supervised ids stay what they always were.
+        identity["ssl"] = {"projector": ssl["projector"], method_spec.settings: ssl[method_spec.settings]}
+    if not method_spec.uses_labels:
+        for key in SUPERVISED_ONLY_TRAIN_FIELDS:
+            del identity["train"][key]
+    # Evaluation settings are not part of the id: changing them re-evaluates, never retrains.
+    return {"run_id": short_hash(identity), "study": spec.study, **identity, "train": train, "eval": spec.eval.model_dump()}
 
 
 def _repetition_problems(spec: StudySpec) -> list[str]:
@@ -773,6 +848,14 @@ def _cross_check(spec: StudySpec) -> list[str]:
                 f"{values_per_sample} float32 values exceed the {MAX_GENERATED_DATASET_BYTES // 2**30} GiB a generated "
                 f"dataset may take in memory; allowed: train_pool + 2 x test_size <= {largest}"
             )
+    # --- issue 19: the local-complexity neighbourhood spans that many orthonormal input directions
+    local = spec.eval.local_complexity
+    if local.enabled or spec.train.log_local_complexity_every:
+        dims = math.prod(ds.prepared()["sample_shape"]) if ds.stores_pixels else values_per_sample
+        if dims and local.directions > dims:
+            problems.append(f"eval.local_complexity.directions: {local.directions} orthonormal directions do not "
+                            f"exist in the {dims} input dimensions of {ds.name}; allowed: 1..{dims}")
+    # ---
     for key, size in (("eval.labeled", spec.eval.labeled), ("eval.rankme.samples", spec.eval.rankme.samples)):
         if size != "full" and size > pool:
             problems.append(f"{key}: {size} is larger than the {ds.name} training pool ({pool} samples); "
@@ -824,6 +907,7 @@ def _cross_check(spec: StudySpec) -> list[str]:
         "width": {m.width for m in spec.grid.model},
         "seed": set(spec.grid.seed),
     }
+    problems += setting_problems(spec, SETTING_ID_RULES)  # issue 19 C
     for i, rule in enumerate(spec.grid.exclude):
         if not rule:
             problems.append(f"grid.exclude[{i}]: empty rule would exclude every run")

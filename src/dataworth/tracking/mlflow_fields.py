@@ -45,6 +45,10 @@ TRAINING_METRICS = ("final_loss", "startup_seconds")
 EVALUATION_METRICS = (
     "probe_test_accuracy", "probe_ood_accuracy", "probe_train_loss", "knn_test_accuracy", "knn_ood_accuracy",
     "rankme_encoder", "rankme_projector",
+    # issue 19 part B: the mechanism stages (null, so not logged, where a study leaves them off)
+    "invariance_agreement", "invariance_cosine", "gradient_snr", "gradient_noise_scale", "gradient_norm_mean",
+    "gradient_cosine_image_mean", "gradient_cosine_batch_mean", "flatness_distance", "hessian_trace",
+    "local_complexity_test", "local_complexity_train",
 )
 
 

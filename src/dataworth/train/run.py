@@ -102,7 +102,8 @@ def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch
 def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
     """Write the run's history, weights and (last) training record; returns the record."""
     run, run_dir = prepared.run, prepared.run_dir
-    history = pd.DataFrame(result.history)
+    # Every HISTORY column, null where a row has no value (columns only some runs log, issue 19).
+    history = pd.DataFrame(result.history, columns=[c for c in HISTORY.names if c != "run_id"])
     history.insert(0, "run_id", run["run_id"])
     write_parquet(history, HISTORY, run_dir.history)
     with atomic_path(run_dir.model) as tmp:
@@ -151,9 +152,14 @@ def train_run(
         run_dir.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], stop or StopRequest().install()
     )
     prepared.startup = time.perf_counter() - process_start
+    # issue 19: local complexity in the history rows (train.log_local_complexity_every), before they are logged
+    from dataworth.evaluate.boundaries import history_logger
+
+    add_local_complexity = history_logger(run, prepared.objective.network, prepared.data, prepared.member.x)
     with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set
+        loggers = [f for f in (add_local_complexity, log_row) if f]
         result, = train(prepared.objective, [prepared.member], run["train"], checkpointer,
-                        on_log=(lambda member, row: log_row(row)) if log_row else None)
+                        on_log=(lambda member, row: [f(row) for f in loggers]) if loggers else None)
     record = finish_run(prepared, result, device)
     checkpointer.remove()
     return record

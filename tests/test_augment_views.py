@@ -6,6 +6,7 @@ p 0.2); studies/ssl-cifar10.yaml writes them so, and each view is drawn from its
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -51,6 +52,12 @@ def test_run_ids_change_only_for_policies_with_views():
     asym = next(r for r in runs if r["augmentation"]["name"] == "asym")
     assert asym["method"] == "byol" and set(asym["augmentation"]) == {"name", "views"}
     assert [[op["op"] for op in ops] for ops in asym["augmentation"]["views"]] == [["shift"], ["noise"]]
+    # MLflow shows each view's ops under its own param.
+    from dataworth.tracking.mlflow_fields import run_params
+
+    params = run_params(asym)
+    assert "augmentation_ops" not in params
+    assert [json.loads(params[f"augmentation_view{i}_ops"])[0]["op"] for i in (1, 2)] == ["shift", "noise"]
     # The views are ordered: swapping them is another run.
     swapped = load_study(ssl_study(asym={"views": [NOISE, SHIFT]})).runs
     assert next(r for r in swapped if r["augmentation"]["name"] == "asym")["run_id"] != asym["run_id"]

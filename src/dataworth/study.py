@@ -28,7 +28,7 @@ from dataworth.augment import MAX_REPETITION_BYTES
 from dataworth.augment.ops import OP_SPECS, OpSpec
 from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
 from dataworth.methods import METHODS
-from dataworth.models import MODEL_MODALITIES, estimated_parameters
+from dataworth.models import MODEL_MODALITIES, MODEL_OPTIONS, estimated_parameters, input_problem
 from dataworth.runs import STAGES, StudyDir
 from dataworth.setting_axes import combinations as setting_combinations  # issue 19 C: grid.settings
 from dataworth.setting_axes import problems as setting_problems
@@ -103,10 +103,33 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    name: Literal["mlp", "cnn1d", "cnn2d", "resnet18"] = Field(
-        description="architecture: mlp (any data), cnn1d (1D signals), cnn2d or resnet18 (CIFAR variant; images)"
+    name: Literal[tuple(MODEL_MODALITIES)] = Field(
+        description="architecture: mlp (any data), cnn1d (1D signals), cnn2d or resnet18 (CIFAR variant; images); "
+        "the paper's flip_invariant_resnet18, orbit_resnet18, e2_resnet18, vgg13, pyramidnet110, convmixer, swin"
     )
-    width: int = Field(gt=0, description="hidden units (mlp) or base channels (cnn1d, cnn2d, resnet18)")
+    width: int = Field(gt=0, description="hidden units (mlp), base channels (cnn1d, cnn2d, resnet18 ...), alpha "
+                       "(pyramidnet110), dim (convmixer), embed_dim (swin)")
+    # --- issue 18: model options; unset ones stay out of the run id (models.MODEL_OPTIONS) ---
+    downsample: Optional[Literal["B", "C"]] = Field(
+        default=None, description="resnet18 family: shortcut of a downsampling block, B (strided 1x1 conv, "
+        "default) or C (2x2 average pool, then 1x1 conv; the paper's)")
+    init: Optional[Literal["torch", "paper"]] = Field(
+        default=None, description="resnet18 family: torch (PyTorch's default) or paper (Kaiming fan_out, last "
+        "BatchNorm of each residual branch zero)")
+    group: Optional[Literal["d2", "d4"]] = Field(
+        default=None, description="e2_resnet18: symmetry group, d2 (180-degree rotations and mirrors; the "
+        "paper's, default) or d4 (90-degree rotations and mirrors)")
+
+    @model_validator(mode="after")
+    def _options_fit_model(self) -> "ModelSpec":
+        takes = MODEL_OPTIONS.get(self.name, {})
+        for option in ("downsample", "init", "group"):
+            if getattr(self, option) is not None and option not in takes:
+                users = sorted(m for m, opts in MODEL_OPTIONS.items() if option in opts)
+                raise ValueError(f"{option} is an option of {', '.join(users)}, not of {self.name}; "
+                                 f"allowed for {self.name}: {', '.join(takes) or 'no options'}")
+        return self
+    # ---
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> "ModelSpec":
@@ -118,6 +141,11 @@ class ModelSpec(_Strict):
                 f"a job can hold; allowed: width 1..{largest}"
             )
         return self
+
+    def identity(self) -> dict:
+        """The run id's model section: name, width and only the options set (ids of studies that set
+        none stay what they were)."""
+        return self.model_dump(exclude_none=True)
 
 
 class TrainSpec(_Strict):
@@ -718,7 +746,7 @@ def _run(spec: StudySpec, method: str, n_train: int, aug_name: str, model: Model
         "method": method,
         "n_train": n_train,
         "augmentation": policy_identity(aug_name, spec.augmentations[aug_name]),
-        "model": model.model_dump(),
+        "model": model.identity(),  # issue 18: options only where set
         "seed": seed,
         "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
     }
@@ -896,6 +924,9 @@ def _cross_check(spec: StudySpec) -> list[str]:
             problems.append(
                 f"grid.model[{i}].name: {model.name!r} does not take {modality} data ({ds.name}); allowed: {', '.join(allowed)}"
             )
+        # --- issue 18: a model that needs a particular image shape (swin's windows, vgg13's pools)
+        elif ds.stores_pixels and (why := input_problem(model.name, tuple(ds.prepared()["sample_shape"]))):
+            problems.append(f"grid.model[{i}].name: {model.name} {why} ({ds.name})")
     names = [(m.name, m.width) for m in spec.grid.model]
     if len(set(names)) != len(names):
         problems.append("grid.model: duplicate (name, width) entries")

@@ -22,7 +22,7 @@ from dataworth.augment import build_policy
 from dataworth.augment.views import training_policy
 from dataworth.data import load_dataset, nested_subset
 from dataworth.files import atomic_path
-from dataworth.models import build_model
+from dataworth.models import build_run_model
 from dataworth.methods import method_of
 from dataworth.runs import RunDir
 from dataworth.tracking.live import live_logging
@@ -77,7 +77,7 @@ def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch
 
     seeds = seed_streams(run["seed"])
     torch.manual_seed(seeds["init"])
-    model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
+    model = build_run_model(run["model"], data.sample_shape, data.num_classes)
     # Supervised: the classifier; self-supervised: its encoder + projector (and BYOL's target).
     objective = build_objective(run, model).to(device)
     if not objective.uses_labels:

@@ -309,6 +309,8 @@ def shipped_policies(repo: Path) -> list[tuple[str, str, list[dict]]]:
     seen, policies = {}, []
     for path in [repo / "params.yaml", *sorted((repo / "studies").glob("*.yaml"))]:
         raw = yaml.safe_load(path.read_text())
+        if not isinstance(raw, dict) or "dataset" not in raw:
+            continue  # not a study (studies/dvc.yaml)
         modality = DATASET_SPECS[raw["dataset"]["name"]].modality
         for name, written in (raw.get("augmentations") or {}).items():
             # issue 17: a policy with rounds is a mapping {ops, ...}; one with views checks each view.

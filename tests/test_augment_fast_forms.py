@@ -33,7 +33,7 @@ def test_nearest_sampling_and_crop_windows_index_as_numpy_does():
     src_x = torch.rand(n, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(5)) * 12 - 2
     src_x[:, 0, :4] = torch.tensor([-1.0, 0.0, 7.0, 8.0], dtype=torch.float64)
     src_y = torch.rand(n, h, w, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) * 12 - 2
-    out = warp._nearest(x, src_x, src_y).numpy()
+    out = warp.sample(x, src_x, src_y, "nearest").numpy()
     xs, ys, xn = np.floor(src_x.numpy()).astype(int), np.floor(src_y.numpy()).astype(int), x.numpy()
     for i in range(n):
         for yy in range(h):

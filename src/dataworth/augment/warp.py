@@ -38,7 +38,13 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
         raise ValueError(f"interpolation {interpolation!r}; allowed: {', '.join(INTERPOLATIONS)}")
     h, w = x.shape[-2:]
     if interpolation == "nearest":
-        return _nearest(x, src_x, src_y)
+        # Pick the pixel in float64 (Pillow's floor) and hand grid_sample its centre: a float32
+        # grid would move points lying just below a pixel border onto it. A pixel outside the
+        # image reads grid_sample's zero padding: Pillow's fill, with no mask.
+        gx = (torch.floor(src_x) + 0.5) * (2.0 / w) - 1.0
+        gy = (torch.floor(src_y) + 0.5) * (2.0 / h) - 1.0
+        grid = torch.stack([gx.to(x.dtype), gy.to(x.dtype)], dim=-1)
+        return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     grid = torch.stack([(src_x * (2.0 / w) - 1.0).to(x.dtype), (src_y * (2.0 / h) - 1.0).to(x.dtype)], dim=-1)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if quantize:
@@ -47,22 +53,6 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
         return out
     inside = (src_x >= 0) & (src_x < w) & (src_y >= 0) & (src_y < h)
     return out.mul_(inside[:, None])  # the fill, 0 (a broadcast product is vectorised; masked_fill is not)
-
-
-def _nearest(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor) -> torch.Tensor:
-    """Pillow's NEAREST: the pixel containing each source point, fill 0 outside.
-
-    The pixel is picked in float64 (Pillow's floor) and grid_sample is handed its centre: a float32
-    grid would move points lying just below a pixel border onto it. A pixel outside the image reads
-    grid_sample's zero padding: Pillow's fill, with no mask. (An integer gather over the flattened
-    image gives the same pixels but measured slower on a CPU: an int64 index per value.)"""
-    import torch.nn.functional as F
-
-    h, w = x.shape[-2:]
-    gx = (torch.floor(src_x) + 0.5) * (2.0 / w) - 1.0
-    gy = (torch.floor(src_y) + 0.5) * (2.0 / h) - 1.0
-    grid = torch.stack([gx.to(x.dtype), gy.to(x.dtype)], dim=-1)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
 def warp_affine(x: torch.Tensor, matrix: torch.Tensor, interpolation: str, quantize: bool = False) -> torch.Tensor:

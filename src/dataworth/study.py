@@ -477,25 +477,57 @@ class RepeatedPolicySpec(_Strict):
     )
 
 
+# --- per-view policies of self-supervised methods (BYOL's asymmetric views) ---
+VIEW_COUNT = 2  # SimCLR, VICReg and BYOL compare two views of each image
+
+
+class ViewPoliciesSpec(_Strict):
+    """A policy written as `{views: [[ops of view 1], [ops of view 2]]}`: each view of a
+    self-supervised method drawn from its own ops (BYOL: blur always on view 1, solarize on view 2)."""
+
+    views: list[list[OpUnion]] = Field(
+        description="the ops of view 1 and of view 2 of a self-supervised method, each a list as a policy is "
+        "written ([] leaves that view clean)"
+    )
+
+    @field_validator("views")
+    @classmethod
+    def _two_views(cls, views):
+        if len(views) != VIEW_COUNT:
+            raise ValueError(f"{len(views)} view(s); allowed: exactly {VIEW_COUNT} lists of ops, one per view")
+        return views
+
+
 def _policy_form(value) -> str:
+    if isinstance(value, ViewPoliciesSpec) or (isinstance(value, dict) and "views" in value):
+        return "views"
     return "mapping" if isinstance(value, (dict, RepeatedPolicySpec)) else "list"
 
 
 # Tagged by its form, so that an error names the one form that was written, not both.
-POLICY_FORMS = {"list": list[OpUnion], "mapping": RepeatedPolicySpec}
+POLICY_FORMS = {"list": list[OpUnion], "mapping": RepeatedPolicySpec, "views": ViewPoliciesSpec}
 PolicyUnion = Annotated[
     Union[tuple(Annotated[tp, Tag(tag)] for tag, tp in POLICY_FORMS.items())], Discriminator(_policy_form)
 ]
 
 
+def policy_views(policy) -> list[list]:
+    """The ops of each view: one list for a policy that draws every view alike, two for `views`."""
+    if isinstance(policy, ViewPoliciesSpec):
+        return [list(ops) for ops in policy.views]
+    return [list(policy.ops) if isinstance(policy, RepeatedPolicySpec) else list(policy)]
+
+
 def policy_ops(policy) -> list:
-    """A policy's ops, whether it is written as a list of ops or as a mapping."""
-    return list(policy.ops) if isinstance(policy, RepeatedPolicySpec) else list(policy)
+    """A policy's ops, whether it is written as a list of ops or as a mapping (all views' ops for `views`)."""
+    return [op for ops in policy_views(policy) for op in ops]
 
 
 def policy_identity(name: str, policy) -> dict:
-    """A run's `augmentation` section. Keys for rounds only where the policy sets them, so the
-    ids of every policy without repetitions stay what they were."""
+    """A run's `augmentation` section. Keys for rounds (or views) only where the policy sets them,
+    so the ids of every other policy stay what they were."""
+    if isinstance(policy, ViewPoliciesSpec):
+        return {"name": name, "views": [[op.model_dump() for op in ops] for ops in policy.views]}
     identity = {"name": name, "ops": [op.model_dump() for op in policy_ops(policy)]}
     if isinstance(policy, RepeatedPolicySpec) and policy.rounds is not None:
         identity.update(rounds=policy.rounds, first_round_clean=policy.first_round_clean)
@@ -511,7 +543,8 @@ class StudySpec(_Strict):
     dataset: DatasetUnion = Field(description="the dataset: its name and settings")
     augmentations: dict[str, PolicyUnion] = Field(
         description="named policies: a list of ops each ([] is no augmentation), or a mapping {ops, rounds, "
-        "first_round_clean} for a fixed set of augmented copies"
+        "first_round_clean} for a fixed set of augmented copies, or {views: [[...], [...]]} for one list of ops "
+        "per view of a self-supervised method"
     )
     grid: GridSpec
     train: TrainSpec
@@ -787,6 +820,25 @@ def _repetition_problems(spec: StudySpec) -> list[str]:
     return problems
 
 
+def _view_policy_problems(spec: StudySpec) -> list[str]:
+    """A policy with `views` draws the two views of a self-supervised method: no run that sees one
+    image per step (a supervised method) may train with it."""
+    problems = []
+    for policy, written in spec.augmentations.items():
+        if not isinstance(written, ViewPoliciesSpec) or policy not in spec.grid.augmentation:
+            continue
+        grid = spec.grid
+        supervised = sorted({method for method, n_train, model, seed in itertools.product(
+            grid.method, grid.n_train, grid.model, grid.seed) if METHODS[method].uses_labels and not any(
+            _matches(rule, {"method": method, "n_train": n_train, "augmentation": policy, "model": model.name,
+                            "width": model.width, "seed": seed}) for rule in grid.exclude)})
+        if supervised:
+            problems.append(f"augmentations.{policy}.views: one policy per view is for self-supervised methods (two "
+                            f"views per image), but {', '.join(supervised)} runs train with it; allowed: a list of "
+                            f"ops for them, or grid.exclude {{method: {supervised[0]}, augmentation: {policy}}}")
+    return problems
+
+
 def _cross_check(spec: StudySpec) -> list[str]:
     """Checks that need more than one field: sizes vs. the dataset, ops and models vs. the data."""
     problems = []
@@ -867,21 +919,25 @@ def _cross_check(spec: StudySpec) -> list[str]:
                 f"{', '.join(spec.augmentations) or '(none defined)'}"
             )
     problems += _repetition_problems(spec)
+    problems += _view_policy_problems(spec)
     for policy, written in spec.augmentations.items():
-        for j, op in enumerate(policy_ops(written)):
-            if modality not in op.modalities:
-                allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities)
-                problems.append(
-                    f"augmentations.{policy}[{j}].op: {op.op!r} does not apply to {modality} data ({ds.name}); "
-                    f"allowed: {', '.join(allowed)}"
-                )
-            # --- issue 17: pixel ops (colour, histogram, automatic policies) need 0..255 pixels ---
-            elif op.needs_pixels and not getattr(ds, "stores_pixels", False):
-                allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities and not s.needs_pixels)
-                problems.append(
-                    f"augmentations.{policy}[{j}].op: {op.op!r} acts on 0..255 pixel values, but {ds.name} stores "
-                    f"standardised values; allowed here: {', '.join(allowed)}"
-                )
+        per_view = isinstance(written, ViewPoliciesSpec)
+        for v, ops in enumerate(policy_views(written)):
+            where = f"augmentations.{policy}.views[{v}]" if per_view else f"augmentations.{policy}"
+            for j, op in enumerate(ops):
+                if modality not in op.modalities:
+                    allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities)
+                    problems.append(
+                        f"{where}[{j}].op: {op.op!r} does not apply to {modality} data ({ds.name}); "
+                        f"allowed: {', '.join(allowed)}"
+                    )
+                # --- issue 17: pixel ops (colour, histogram, automatic policies) need 0..255 pixels ---
+                elif op.needs_pixels and not getattr(ds, "stores_pixels", False):
+                    allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities and not s.needs_pixels)
+                    problems.append(
+                        f"{where}[{j}].op: {op.op!r} acts on 0..255 pixel values, but {ds.name} stores "
+                        f"standardised values; allowed here: {', '.join(allowed)}"
+                    )
     for i, model in enumerate(spec.grid.model):
         if modality not in MODEL_MODALITIES[model.name]:
             allowed = sorted(k for k, m in MODEL_MODALITIES.items() if modality in m)

@@ -107,7 +107,11 @@ def run_params(run: dict) -> dict[str, str]:
         if key in train:
             params[key] = train[key]
     params["eval_batch_size"] = run["eval"]["batch_size"]
-    params["augmentation_ops"] = json.dumps(run["augmentation"]["ops"], sort_keys=True)
+    if "views" in run["augmentation"]:  # issue 17: a policy per view of a self-supervised method
+        for i, ops in enumerate(run["augmentation"]["views"], start=1):
+            params[f"augmentation_view{i}_ops"] = json.dumps(ops, sort_keys=True)
+    else:
+        params["augmentation_ops"] = json.dumps(run["augmentation"]["ops"], sort_keys=True)
     for key in ("rounds", "first_round_clean"):  # issue 17: only policies with fixed repetitions have them
         if key in run["augmentation"]:
             params[f"augmentation_{key}"] = run["augmentation"][key]

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from dataworth.augment import build_policy
+from dataworth.augment.views import training_policy
 from dataworth.data import load_dataset, nested_subset
 from dataworth.files import atomic_path
 from dataworth.models import build_run_model
@@ -84,7 +85,7 @@ def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch
     if not objective.uses_labels:
         y = None  # pretraining uses the n samples, not their labels
     # Pixel datasets: the policy sees float pixels, the network normalised input (issue 16).
-    policy = data.training_policy(build_policy(run["augmentation"]["ops"]))
+    policy = training_policy(run["augmentation"], data.training_policy)  # one per view for `views` policies
     # --- issue 17 item 2: a policy with rounds trains on a fixed set of copies drawn once ---
     if run["augmentation"].get("rounds"):
         from dataworth.augment import MAX_REPETITION_BYTES

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo reproduce-mnist1d test test-unit plan dry-run report bench gpu-check ui docs clean-results lock help slurm-up slurm-down test-slurm
+.PHONY: setup demo reproduce-mnist1d test test-unit plan dry-run report pull status bench gpu-check ui docs clean-results lock help slurm-up slurm-down test-slurm
 
 help:
 	@echo "make demo    run the default study (params.yaml) end to end"
@@ -15,6 +15,8 @@ help:
 	@echo "make reproduce-mnist1d  the MNIST-1D benchmark table (studies/mnist1d-benchmark.yaml) against its published numbers"
 	@echo "make plan    print the default study's run table"
 	@echo "make report  rebuild the default study's fits, exchange rates, tables and figures (no training)"
+	@echo "make pull    dvc pull the results, then put their mtimes in pipeline order (nothing reruns)"
+	@echo "make status  the study's runs by state, current steps and an ETA, refreshed (STUDY=params.yaml)"
 	@echo "make ui      the MLflow UI over a study's runs on 127.0.0.1 (STUDY=params.yaml; after snakemake track)"
 	@echo "make bench   throughput benchmarks against baselines (a table + results/bench/bench.parquet)"
 	@echo "make gpu-check  acceptance check of the CUDA path, < 10 min on a GPU (a table + results/gpu-check/gpu-check.parquet;"
@@ -59,10 +61,21 @@ dry-run: $(STAMP)
 	$(BIN)/snakemake -n
 
 # Rebuilds the report from metrics.parquet, e.g. after `dvc pull`, and never trains: the pulled
-# files' mtimes are first put back in pipeline order (DVC does not keep them).
+# files' mtimes are first put back in pipeline order (DVC does not keep them). The target comes
+# first: --forcerun takes every name after it, so `--forcerun report report` left no target.
 report: $(STAMP)
 	$(BIN)/dataworth restore-mtimes params.yaml
-	$(BIN)/snakemake --cores 1 --forcerun report report
+	$(BIN)/snakemake report --cores 1 --forcerun report
+
+# A second user's checkout: the results from the DVC remote, their mtimes in pipeline order, so
+# Snakemake sees them as up to date (STUDY=studies/x.yaml for another study).
+pull: $(STAMP)
+	$(BIN)/dvc pull
+	$(BIN)/dataworth restore-mtimes $${STUDY:-params.yaml}
+
+# The study at a glance from its results folder (runs by state, current steps, an ETA); refreshed.
+status: $(STAMP)
+	$(BIN)/dataworth status $${STUDY:-params.yaml} --watch
 
 # Serves the study's own MLflow store (results/<study>/mlflow.db, filled by `snakemake track`)
 # on 127.0.0.1 only, and prints the address.

@@ -84,8 +84,36 @@ def test_markdown_tables_list_every_policy_and_the_report_links_every_file(repor
     assert all(f"n = {n}" in ratio_md for n in SIZES)
     text = (report.folder / "report.md").read_text()
     for name in report.files[1:]:
-        assert (report.folder / name).stat().st_size > 0 and f"({name})" in text
+        assert (report.folder / name).stat().st_size > 0 and (f"({name})" in text or name == "report.html")
     assert "| none | test_accuracy |" in text and "`beyond_reference_asymptote`" in text
+
+
+def test_report_html_is_report_md_with_every_figure_embedded(report):
+    """Issue 20 item 5: one self-contained page (MLflow shows it; report.md's figures are text there)."""
+    import base64
+    from html.parser import HTMLParser
+
+    class References(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.srcs, self.hrefs, self.tables = [], [], 0
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.srcs += [attrs["src"]] if "src" in attrs else []
+            self.hrefs += [attrs["href"]] if "href" in attrs else []
+            self.tables += tag == "table"
+
+    page = (report.folder / "report.html").read_text()
+    parsed = References()
+    parsed.feed(page)
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (report.folder / "report.md").read_text())
+    assert len(figures) == 3 and len(parsed.srcs) == len(figures)  # scaling, residuals, exchange of the one group
+    for name, src in zip(figures, parsed.srcs, strict=True):
+        media, data = src.split(",", 1)
+        assert media == "data:image/png;base64" and base64.b64decode(data) == (report.folder / name).read_bytes()
+    assert all(href.startswith(("http", "#")) for href in parsed.hrefs)  # no file beside it is referenced
+    assert parsed.tables >= 3 and "<td>" in page
 
 
 def check_booktabs(tex: str) -> None:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import BIN, REPO, Project
 from test_workflow import jobs_run
@@ -42,6 +43,15 @@ def dvc_project(project: Project, tiny_study, tmp_path) -> Project:
     # every job start costs seconds of imports.
     tiny_study["resources"] = {"runs_per_job": 4}
     project.write_study(tiny_study)
+    # --- issue 18 item 7: studies/dvc.yaml, every other shipped study; here with one small study
+    # in place of the shipped list (same stages, a real run of each).
+    (project.root / "studies").mkdir()
+    second = {**tiny_study, "study": "tiny2", "train": {**tiny_study["train"], "steps": 10}}
+    (project.root / "studies" / "tiny2.yaml").write_text(yaml.safe_dump(second, sort_keys=False))
+    stages = yaml.safe_load((REPO / "studies" / "dvc.yaml").read_text())
+    stages["vars"] = [{"studies": {"tiny2": {"file": "studies/tiny2.yaml"}}}]
+    (project.root / "studies" / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))
+    # ---
     env = project.env()
     run([*GIT, "init", "-q"], project.root, env)
     dvc("remote", "modify", "local", "url", str(tmp_path / "remote"), cwd=project.root, env=env)
@@ -56,6 +66,12 @@ def test_repro_push_then_fresh_clone_pull_rebuilds_tables_without_training(dvc_p
 
     first = dvc("repro", cwd=root, env=env)
     assert jobs_run(first)["train"] == 1  # one pack of the 4 runs
+    # A plain `dvc repro` leaves the other studies alone; named, a study's stages run (issue 18 item 7).
+    assert not (root / "results" / "tiny2").exists()
+    other = dvc("repro", "studies/dvc.yaml:report@tiny2", cwd=root, env=env)
+    assert jobs_run(other)["train"] == 1  # its 4 runs in one pack
+    other_tables = tables(root / "results" / "tiny2")
+    assert "report.md" in other_tables
     assert "up to date" in dvc("status", cwd=root, env=env)
     second = dvc("repro", cwd=root, env=env)
     assert "didn't change, skipping" in second and "Job stats" not in second  # no Snakemake job ran
@@ -88,6 +104,13 @@ def test_repro_push_then_fresh_clone_pull_rebuilds_tables_without_training(dvc_p
     assert jobs_run(rebuilt) == {"report": 1}
     assert tables(pulled) == original
     assert all(p.stat().st_mtime_ns == t for p, t in train_logs.items())
+
+    # The other study's report, too, comes back from the remote and is rebuilt from its Parquet alone.
+    pulled_other = clone / "results" / "tiny2"
+    assert len(list((pulled_other / "runs").glob("*/model.pt"))) == 4
+    shutil.rmtree(pulled_other / "report")
+    rebuilt_other = dvc("repro", "studies/dvc.yaml:report@tiny2", cwd=clone, env=env)
+    assert "train" not in jobs_run(rebuilt_other) and tables(pulled_other) == other_tables
 
 
 def test_changing_one_grid_value_reruns_only_the_affected_runs(dvc_project, tiny_study):

@@ -63,6 +63,7 @@ def test_accuracy_and_loss_equal_a_direct_computation_whatever_the_batch_size(tr
 
 
 def plan_states(study, root, capsys) -> dict[str, str]:
+    capsys.readouterr()  # drop what came before (training's progress lines)
     print_plan(study, root)
     lines = capsys.readouterr().out.splitlines()
     header = lines[0].split()

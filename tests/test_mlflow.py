@@ -4,6 +4,7 @@ reruns, a server that dies during a sync or during training, and many clients at
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from conftest import BIN, REPO, TINY_STUDY, write_yaml
+from dataworth.analysis.report_html import write_report_html
 from dataworth.data import prepare_dataset
 from dataworth.evaluate import evaluate_run
 from dataworth.runs import StudyDir
@@ -28,7 +30,8 @@ from dataworth.tracking import live
 from dataworth.tracking.collect import collect_metrics
 from dataworth.tracking.mlflow_fields import HISTORY_METRICS, default_tracking_uri
 from dataworth.tracking.mlflow_sync import TrackingError, sync_study
-from dataworth.tracking.schemas import HISTORY, SUMMARY, TRAINING, read_parquet, write_parquet
+from dataworth.tracking.schemas import EXCHANGE_RATES, FITS, HISTORY, SUMMARY, TRAINING, read_parquet, write_parquet
+from dataworth.tracking.ui_links import VIEW_TAG
 from dataworth.train import train_run
 
 pytestmark = pytest.mark.integration
@@ -151,7 +154,8 @@ def curve(client, mlflow_run_id: str, key: str) -> list[tuple[int, float]]:
 
 
 def file_curve(history: pd.DataFrame, column: str) -> list[tuple[int, float]]:
-    return sorted(zip(history["step"].tolist(), history[column].tolist(), strict=True))
+    rows = history.dropna(subset=[column])  # held-out columns: only the steps evaluated
+    return sorted(zip(rows["step"].tolist(), rows[column].tolist(), strict=True))
 
 
 def artifact_names(client, mlflow_run_id: str, path: str | None = None) -> set[str]:
@@ -256,7 +260,9 @@ def test_rerun_updates_its_mlflow_run_and_the_store_mirrors_the_grid(tmp_path, d
     assert sorted(tracked(client, "rerun")[1]) == sorted(r["run_id"] for r in smaller.runs)
     said = []
     assert sync_study(study, tmp_path, echo=said.append).counts == {"unchanged": 4}
-    assert len(said) == 2 and all("restored" in line for line in said)
+    # The study's identity (its augmentations) changed twice: a new study run each time (issue 20).
+    assert len(said) == 3 and all("restored" in line for line in said[1:])
+    assert said[0].startswith("the study's identity changed (augmentations, runs)")
     children = tracked(client, "rerun")[1]
     assert {k: v[0].info.run_id for k, v in children.items()} == {**ids, run["run_id"]: replaced.info.run_id}
 
@@ -455,3 +461,125 @@ def test_many_syncs_and_live_runs_at_once_lose_nothing(server, tmp_path, data_fi
         [mlrun] = children[run["run_id"]]
         assert mlrun.info.status == "FINISHED"
         assert [step for step, _ in curve(client, mlrun.info.run_id, "batch_loss")] == list(range(10, 301, 10))
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 20: held-out curves, real run times, the study run's params, metrics and description, two
+# studies compared through the client API, report.html, the saved view the UI link opens (a moved
+# checkout: test_mlflow_workflow.py). One tiny pair of studies (2 runs each), built
+# and synced once for these tests.
+
+# Study a: held-out curves every 20 of 40 steps; study b: the same at twice the width.
+RATIOS = {"cmp-a": {32: 1.5, 64: 2.5}, "cmp-b": {32: 0.8, 64: 1.2}}
+
+
+def two_run_spec(name: str, width: int, **train) -> dict:
+    return study_spec(name, grid={"n_train": [32], "augmentation": ["none", "shift"],
+                                  "model": [{"name": "cnn1d", "width": width}], "seed": [0]},
+                      train=train)
+
+
+def frame(rows: list[dict], schema) -> pd.DataFrame:
+    """Rows in the schema's columns, the others null."""
+    return pd.DataFrame([{name: row.get(name) for name in schema.names} for row in rows])
+
+
+def write_analysis(results, name: str) -> None:
+    """fits.parquet and exchange_rates.parquet as the analysis writes them (values made up here:
+    the study run only reads them), and a report with one figure."""
+    curve_key = {"dataset": "synthetic", "model": "cnn1d", "width": 8, "method": "supervised", "metric": "test_accuracy"}
+    fits = frame([{**curve_key, "augmentation": policy, "status": "ok", "b": b, "c": c}
+                  for policy, b, c in (("none", 0.9, 0.5), ("shift", 0.93, 0.4))], FITS)
+    write_parquet(fits, FITS, results / "fits.parquet")
+    rates = frame([{**curve_key, "augmentation": "shift", "reference": "none", "grid": "study", "n": float(n),
+                    "status": "ok", "ratio": ratio, "beyond_asymptote": False}
+                   for n, ratio in RATIOS[name].items()], EXCHANGE_RATES)
+    write_parquet(rates, EXCHANGE_RATES, results / "exchange_rates.parquet")
+    report = results / "report"
+    report.mkdir()
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+    (report / "scaling.png").write_bytes(png)
+    text = "# report\n\n![scaling](scaling.png)\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    (report / "report.md").write_text(text)
+    write_report_html(report, text)
+
+
+@pytest.fixture(scope="module")
+def synced(mlflow_server, tmp_path_factory, data_file):
+    if mlflow_server.proc is None:  # an earlier test killed it
+        mlflow_server.start()
+    root = tmp_path_factory.mktemp("studies")
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)  # no live logging: the sync sends everything
+        studies = {
+            "cmp-a": build(root, two_run_spec("cmp-a", 8, eval_every=20), data_file),
+            "cmp-b": build(root, two_run_spec("cmp-b", 16), data_file),
+        }
+    for name, study in studies.items():
+        write_analysis(study.study_dir(root).path, name)
+        sync_study(study, root, mlflow_server.uri)
+    return root, studies, MlflowClient(mlflow_server.uri)
+
+
+def study_runs(client, names):
+    experiments = [client.get_experiment_by_name(n).experiment_id for n in names]
+    return experiments, client.search_runs(experiments, "tags.`dataworth.role` = 'study'")
+
+
+def test_heldout_curves_and_real_times_per_run(synced):
+    root, studies, client = synced
+    for name, study in studies.items():
+        experiment = client.get_experiment_by_name(name)
+        children = client.search_runs([experiment.experiment_id], "tags.`dataworth.role` = 'run'")
+        assert len(children) == 2
+        for mlrun in children:
+            rd = StudyDir(study.study_dir(root).path).run_dir(mlrun.data.tags["dataworth.run_id"])
+            history = read_parquet(rd.history, HISTORY)
+            points = curve(client, mlrun.info.run_id, "heldout_test_accuracy")
+            if name == "cmp-a":  # eval_every 20 of 40 steps: two points, the file's
+                assert [step for step, _ in points] == [20, 40]
+                expected = history.dropna(subset=["test_accuracy"])
+                assert points == list(zip(expected["step"], expected["test_accuracy"], strict=True))
+                assert [s for s, _ in curve(client, mlrun.info.run_id, "heldout_ood_loss")] == [20, 40]
+            else:
+                assert points == [] and history["test_accuracy"].isna().all()
+            training = read_parquet(rd.training, TRAINING).iloc[0]
+            assert abs(mlrun.info.start_time / 1000 - training["started_at"].timestamp()) < 1
+            assert abs(mlrun.info.end_time / 1000 - training["ended_at"].timestamp()) < 1
+            assert 0 < (mlrun.info.end_time - mlrun.info.start_time) / 1000 <= training["wall_seconds"] + 1
+
+
+def test_study_runs_carry_identity_results_and_are_filterable(synced):
+    _, studies, client = synced
+    experiments, runs = study_runs(client, studies)
+    by_study = {r.data.tags["dataworth.study"]: r for r in runs}
+    assert sorted(by_study) == ["cmp-a", "cmp-b"]
+    a, b = by_study["cmp-a"], by_study["cmp-b"]
+    assert a.data.params["dataset"] == "synthetic" and a.data.params["augmentations"] == "none,shift"
+    assert a.data.params["models"] == "cnn1d-8" and b.data.params["models"] == "cnn1d-16"
+    assert a.data.params["sizes"] == "32" and a.data.params["train.steps"] == "40" and a.data.params["runs"] == "2"
+    assert "train.eval_every" not in a.data.params  # execution-only, like in run ids
+    assert a.data.metrics["fit_b_test_shift"] == 0.93 and a.data.metrics["fit_c_test_none"] == 0.5
+    assert a.data.metrics["exchange_ratio_test_shift_n64"] == 2.5 and b.data.metrics["exchange_ratio_test_shift_n32"] == 0.8
+    # The names filter as the docs say, over both studies at once.
+    def found(query):
+        return sorted(r.data.tags["dataworth.study"] for r in client.search_runs(experiments, query))
+
+    assert found('metrics."exchange_ratio_test_shift_n64" > 1') == ["cmp-a", "cmp-b"]
+    assert found("metrics.exchange_ratio_test_shift_n64 > 2") == ["cmp-a"]
+    assert found("params.models = 'cnn1d-16'") == ["cmp-b"]
+    note = a.data.tags["mlflow.note.content"]
+    assert "2 runs" in note and "`shift` is worth 2.50x" in note
+
+
+def test_report_html_and_the_saved_view_are_on_the_study(synced, tmp_path):
+    _, studies, client = synced
+    experiments, runs = study_runs(client, ["cmp-a"])
+    [study_run] = runs
+    assert {"report/report.html", "report/report.md", "report/scaling.png"} <= {
+        a.path for a in client.list_artifacts(study_run.info.run_id, "report")}
+    page = open(client.download_artifacts(study_run.info.run_id, "report/report.html", str(tmp_path))).read()
+    assert "data:image/png;base64," in page and 'src="scaling.png"' not in page and "<table>" in page
+    view = json.loads(client.get_experiment(experiments[0]).tags[VIEW_TAG])
+    state = json.loads(view["state"])
+    assert state["orderByKey"] == "params.`n_train`" and "params.`augmentation`" in state["selectedColumns"]

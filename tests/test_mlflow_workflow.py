@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,12 +52,21 @@ def test_track_rule_syncs_after_everything_all_builds_and_the_ui_serves_it(proje
     again = project.snakemake("track", env=offline)
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # Issue 20 item 6: the checkout moves (copied elsewhere, the original results gone); the UI of
+    # the copy serves the copy's artifacts. Item 3: it prints the link to the study's runs table.
+    moved = project.root.parent / f"{project.root.name}-moved"
+    shutil.copytree(project.root, moved, symlinks=True)
+    shutil.rmtree(results)
     ui = subprocess.Popen(
-        [str(BIN / "dataworth"), "ui"], cwd=project.root, env=project.env(offline),
+        [str(BIN / "dataworth"), "ui"], cwd=moved, env=project.env(offline),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
     )
     try:
-        address = re.search(r"http://127\.0\.0\.1:\d+", ui.stdout.readline()).group(0)
+        first = [ui.stdout.readline() for _ in range(3)]
+        assert first[0].startswith(f"artifact locations moved from {(results / 'mlartifacts').resolve().as_uri()}")
+        address = re.search(r"http://127\.0\.0\.1:\d+", first[1]).group(0)
+        assert first[2].strip() == (f"the study's runs: {address}/#/experiments/{experiment.experiment_id}/runs"
+                                    "?viewStateShareKey=dataworth")
         deadline = time.monotonic() + 120
         while True:
             try:

@@ -9,11 +9,13 @@ from dataworth.tracking.schemas import HISTORY, SchemaError, conform, read_parqu
 
 
 def history_rows() -> pd.DataFrame:
-    return pd.DataFrame({"run_id": ["r"], "step": [10], "loss": [0.5], "accuracy": [0.9], "lr": [0.1], "elapsed_seconds": [1.0]})
+    rows = pd.DataFrame({"run_id": ["r"], "step": [10], "loss": [0.5], "accuracy": [0.9], "lr": [0.1], "elapsed_seconds": [1.0]})
+    # Columns of measurements some runs log (issue 19: local complexity): null here.
+    return rows.assign(**{c: [None] for c in HISTORY.names if c not in rows.columns})
 
 
 def test_roundtrip_keeps_types_and_column_order(tmp_path):
-    df = history_rows()[["step", "run_id", "loss", "accuracy", "lr", "elapsed_seconds"]]
+    df = history_rows()[["step", "run_id", *[c for c in HISTORY.names if c not in ("step", "run_id")]]]
     write_parquet(df, HISTORY, tmp_path / "h.parquet")
     back = read_parquet(tmp_path / "h.parquet", HISTORY)
     assert list(back.columns) == HISTORY.names

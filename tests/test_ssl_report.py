@@ -101,3 +101,15 @@ def test_metrics_without_rankme_give_the_report_without_that_section(tmp_path):
     result = build_report(synthetic_metrics(), tmp_path, n_bootstrap=0)
     assert not (result.folder / "rankme_vs_probe.md").exists()
     assert "RankMe" not in (result.folder / "report.md").read_text()
+
+
+def test_report_has_rankme_within_groups_beside_the_pooled_rho(report):
+    # issue 19 C: one row per method, policy and RankMe column that has runs; the synthetic RankMe
+    # follows the probe exactly, so every group's rho is 1 and RankMe's pick loses nothing
+    table = (report.folder / "rankme_within_groups.md").read_text()
+    simclr = [line for line in table.splitlines() if line.startswith("| simclr | none | encoder features |")]
+    assert len(simclr) == 1 and "| 1.00 | 1.00 |" in simclr[0] and "| 0.000 | 1 of " in simclr[0]
+    assert "| vicreg | none | encoder features | 2 | too few runs |" in table
+    text = (report.folder / "report.md").read_text()
+    assert "### RankMe within groups" in text and "(rankme_within_groups.tex)" in text
+    assert "- simclr / none, RankMe of the encoder features (" in text and "loses 0.0 points" in text

@@ -110,7 +110,7 @@ def test_run_writes_its_files_with_their_schemas(tmp_path, tiny_study, prepared)
     assert summary.iloc[0]["test_accuracy"] == summary_row["test_accuracy"]
     assert training.iloc[0]["compute_seconds"] > 0 and training.iloc[0]["wall_seconds"] >= training.iloc[0]["compute_seconds"]
     assert sorted(p.name for p in out.path.iterdir()) == sorted(
-        ["config.json", "history.parquet", "model.pt", "training.parquet", "summary.parquet"]
+        ["config.json", "history.parquet", "model.pt", "training.parquet", "summary.parquet", "progress.json"]
     )
 
 

@@ -259,19 +259,41 @@ def bench_image_augment(device: torch.device, batch: int = 128, repeats: int = 1
     return rows
 
 
+def _time_interleaved(variants: dict, device: torch.device, repeats: int) -> dict[str, float]:
+    """Like _time_variants, but the variants' calls alternate and each variant's figure is the
+    median call x `repeats`: both sides see the same load, and a burst of other work during a few
+    calls moves neither figure. On a CPU the clock is the process's CPU time (both sides run on
+    one thread of this process): on a shared machine wall time swung 2-4x from run to run, CPU
+    time by a few percent. On a GPU, wall time after a device sync."""
+    import statistics
+
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    calls = {variant: [] for variant in variants}
+    for fn in variants.values():
+        fn()
+    for _ in range(repeats):
+        for variant, fn in variants.items():
+            _sync(device)
+            start = clock()
+            fn()
+            _sync(device)
+            calls[variant].append(clock() - start)
+    return {variant: statistics.median(times) * repeats for variant, times in calls.items()}
+
+
 def _image_policy_rows(device, x, x_cpu, batch, repeats, run_per_image) -> list[dict]:
     import random
 
     rows = []
     for name, ops in IMAGE_POLICY_CASES.items():
         policy, gen, rng = build_policy(ops), torch.Generator(device=device).manual_seed(0), random.Random(0)
-        timings = _time_variants({"per-image Pillow": lambda: run_per_image(name, x_cpu, rng),
-                                  "batched": lambda: policy(x, gen)}, device, repeats)
+        timings = _time_interleaved({"per-image Pillow": lambda: run_per_image(name, x_cpu, rng),
+                                     "batched": lambda: policy(x, gen)}, device, repeats)
         case = f"{name} batch {batch} 32x32 RGB"
         rows.append(_row("augment", case, "per-image Pillow (1 core)", "cpu", timings["per-image Pillow"], repeats * batch))
         rows.append(_row("augment", case, "batched", device, timings["batched"], repeats * batch,
                          baseline_seconds=timings["per-image Pillow"],
-                         note="1 thread" if device.type == "cpu" else ""))
+                         note=("1 thread, process CPU time; " if device.type == "cpu" else "") + "median of interleaved calls"))
     return rows
 
 

@@ -26,7 +26,7 @@ def cmd_validate(args) -> None:
 def cmd_plan(args) -> None:
     from dataworth.plan import print_plan
 
-    print_plan(load_study_or_exit(args.study), args.results, args.out)
+    print_plan(load_study_or_exit(args.study), args.results, args.out, timing=not args.no_timing)
 
 
 def cmd_prepare(args) -> None:
@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", nargs="?", default="params.yaml")
     p.add_argument("--out", help="write the run table to this Parquet file")
     p.add_argument("--results", default="results", help="results root (default: results)")
+    p.add_argument("--no-timing", action="store_true",
+                   help="skip the step timing of each model: no GPU-/CPU-hours estimate (issue 18)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("prepare", help="build a dataset file (called by the prepare_data rule)")
@@ -145,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dataworth.augment.preview import register as register_augment_preview
 
     register_augment_preview(sub)
+    from dataworth.status import register as register_status  # issue 20 item 8
+
+    register_status(sub)
     return parser
 
 

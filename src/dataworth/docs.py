@@ -174,7 +174,7 @@ def key_table(model: type[BaseModel], prefix: str, skip: tuple[str, ...] = ()) -
 
 
 # Keys whose type is a union of models or a mapping of them: their members get tables of their own.
-TOP_LEVEL_TYPES = {"dataset": "one dataset's settings (below)", "augmentations": "mapping of policy name to a list of ops, or to {ops, rounds, first_round_clean} (below)"}
+TOP_LEVEL_TYPES = {"dataset": "one dataset's settings (below)", "augmentations": "mapping of policy name to a list of ops, or to {ops, rounds, first_round_clean}, or to {views} (below)"}
 
 
 def study_sections() -> str:
@@ -224,6 +224,13 @@ def augmentation_ops() -> str:
     for key, field in RepeatedPolicySpec.model_fields.items():
         lines.append(_row(f"augmentations.<policy>.{key}", field,
                           shown_type="list of ops (above)" if key == "ops" else None))
+    # --- issue 17: one list of ops per view of a self-supervised method ---
+    from dataworth.study import ViewPoliciesSpec
+
+    lines += ["", "Or a mapping with one list of ops per view of a self-supervised method (BYOL's asymmetric views):",
+              "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, field in ViewPoliciesSpec.model_fields.items():
+        lines.append(_row(f"augmentations.<policy>.{key}", field, shown_type="two lists of ops (above)"))
     return "\n".join(lines)
 
 

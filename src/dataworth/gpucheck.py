@@ -309,14 +309,21 @@ def shipped_policies(repo: Path) -> list[tuple[str, str, list[dict]]]:
     seen, policies = {}, []
     for path in [repo / "params.yaml", *sorted((repo / "studies").glob("*.yaml"))]:
         raw = yaml.safe_load(path.read_text())
+        if not isinstance(raw, dict) or "dataset" not in raw:
+            continue  # not a study (studies/dvc.yaml)
         modality = DATASET_SPECS[raw["dataset"]["name"]].modality
-        for name, ops in (raw.get("augmentations") or {}).items():
-            ops = ops.get("ops") if isinstance(ops, dict) else ops  # issue 17: a policy with rounds is a mapping
-            key = (modality, json.dumps(ops or [], sort_keys=True))
-            if key in seen:
-                continue
-            seen[key] = name
-            policies.append((f"{path.name}: {name}", modality, ops or []))
+        for name, written in (raw.get("augmentations") or {}).items():
+            # issue 17: a policy with rounds is a mapping {ops, ...}; one with views checks each view.
+            if isinstance(written, dict) and "views" in written:
+                each = [(f"{name} view {i}", ops) for i, ops in enumerate(written["views"], start=1)]
+            else:
+                each = [(name, written.get("ops") if isinstance(written, dict) else written)]
+            for label, ops in each:
+                key = (modality, json.dumps(ops or [], sort_keys=True))
+                if key in seen:
+                    continue
+                seen[key] = label
+                policies.append((f"{path.name}: {label}", modality, ops or []))
     return policies
 
 

@@ -28,7 +28,8 @@ def run_state(study, run: dict, run_dir) -> tuple[str, str | None]:
     return "pending", None
 
 
-def print_plan(study, results_root: str | Path = "results", out: str | Path | None = None) -> None:
+def print_plan(study, results_root: str | Path = "results", out: str | Path | None = None,
+               timing: bool = True) -> None:
     import pandas as pd
 
     from dataworth.packs import Packs
@@ -37,7 +38,8 @@ def print_plan(study, results_root: str | Path = "results", out: str | Path | No
 
     table = run_table(study)
     study_dir = study.study_dir(results_root)
-    pack_of = Packs(study, study_dir).pack_of  # as recorded, or as the next `snakemake` would pack them
+    packs = Packs(study, study_dir)
+    pack_of = packs.pack_of  # as recorded, or as the next `snakemake` would pack them
     found = [run_state(study, run, study_dir.run_dir(run["run_id"])) for run in study.runs]
     states = [state for state, _ in found]
     if out:
@@ -58,3 +60,7 @@ def print_plan(study, results_root: str | Path = "results", out: str | Path | No
               "`snakemake` makes their files again")
     if out:
         print(f"run table written to {out}")
+    # --- issue 18 item 3: SLURM jobs and device-hours before launch (cost.py) ---
+    from dataworth.cost import print_cost
+
+    print_cost(study, packs, results_root, timing)

@@ -43,6 +43,17 @@ def _has_test_sets(run: dict, eval_cfg: dict) -> bool:
     return method_of(run).uses_labels and bool(eval_cfg.get("test_sets"))
 
 
+# --- issue 19 part B: the mechanism stages, each switched on by `eval.<stage>.enabled`.
+def _switched_on(stage: str, needs_head: bool):
+    def applies(run: dict, eval_cfg: dict) -> bool:
+        return bool(eval_cfg.get(stage, {}).get("enabled")) and (method_of(run).uses_labels or not needs_head)
+
+    applies.__doc__ = (f"runs with a trained classifier head, when eval.{stage}.enabled" if needs_head
+                       else f"every run, when eval.{stage}.enabled")
+    return applies
+# ---
+
+
 def _load(path: str):
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)
@@ -99,6 +110,27 @@ STAGES: dict[str, Stage] = {
               eval_settings=("batch_size", "test_sets"), applies_to=_has_test_sets, per_test_set=True,
               help="evaluate each run's trained classifier on every set of eval.test_sets; writes its "
                    "test_sets.parquet"),
+        # --- issue 19 part B: why augmentations are worth data (evaluate/invariance.py, ...) ---
+        Stage("invariance", ("invariance_ops.parquet", "invariance.parquet"), "invariance",
+              "dataworth.evaluate.invariance:invariance_run", eval_settings=("batch_size", "invariance"),
+              applies_to=_switched_on("invariance", needs_head=False),
+              help="agreement of predictions and cosine similarity of features between test images and their "
+                   "augmented views, for every policy of the study; writes invariance.parquet"),
+        Stage("gradient_stats", ("gradient_stats.parquet",), "gradient_stats",
+              "dataworth.evaluate.gradient_stats:gradient_stats_run", eval_settings=("gradient_stats",),
+              applies_to=_switched_on("gradient_stats", needs_head=True),
+              help="gradient SNR, noise scale, norms and pair cosine similarities on each run's augmented "
+                   "training distribution; writes gradient_stats.parquet"),
+        Stage("flatness", ("flatness.parquet",), "flatness", "dataworth.evaluate.flatness:flatness_run",
+              eval_settings=("batch_size", "flatness"), applies_to=_switched_on("flatness", needs_head=True),
+              help="empirical flatness along random filter-normalised directions and the Hutchinson Hessian "
+                   "trace; writes flatness.parquet"),
+        Stage("local_complexity", ("local_complexity_layers.parquet", "local_complexity.parquet"), "local_complexity",
+              "dataworth.evaluate.local_complexity:local_complexity_run", eval_settings=("local_complexity",),
+              applies_to=_switched_on("local_complexity", needs_head=False),
+              help="neuron boundaries crossing a neighbourhood of test and training points, per layer and in "
+                   "total; writes local_complexity.parquet"),
+        # ---
     )
 }
 EVALUATIONS: dict[str, Stage] = {name: stage for name, stage in STAGES.items() if stage.evaluation}

@@ -28,16 +28,23 @@ from dataworth.augment import MAX_REPETITION_BYTES
 from dataworth.augment.ops import OP_SPECS, OpSpec
 from dataworth.data.datasets import DATASET_SPECS, DatasetSpec
 from dataworth.methods import METHODS
-from dataworth.models import MODEL_MODALITIES, estimated_parameters
+from dataworth.models import MODEL_MODALITIES, MODEL_OPTIONS, estimated_parameters, input_problem
 from dataworth.runs import STAGES, StudyDir
+from dataworth.setting_axes import combinations as setting_combinations  # issue 19 C: grid.settings
+from dataworth.setting_axes import problems as setting_problems
+from dataworth.setting_axes import resolved as resolved_settings
 
 RUN_ID_LENGTH = 12
 # Settings that decide where or how fast a run executes, not what it computes: left out of the
 # run id so a study moved from a laptop to a cluster keeps its run ids. (The `eval` section is
 # left out too: a run's id names what was trained.)
-EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile")
+EXECUTION_ONLY_TRAIN_FIELDS = ("device", "checkpoint_every_seconds", "compile",
+                               "log_local_complexity_every",  # issue 19: a measurement, not the training
+                               "eval_every", "eval_samples")  # issue 20: held-out curves are watched, not computed
 # Train settings a self-supervised run does not use (it has no labels): left out of its id.
 SUPERVISED_ONLY_TRAIN_FIELDS = ("label_smoothing",)
+# What grid.settings (setting_axes.py) needs to know of the two above.
+SETTING_ID_RULES = (EXECUTION_ONLY_TRAIN_FIELDS, SUPERVISED_ONLY_TRAIN_FIELDS)
 
 Method = Literal[tuple(METHODS)]
 
@@ -97,13 +104,35 @@ class _Strict(BaseModel):
 
 
 class ModelSpec(_Strict):
-    name: Literal["mlp", "cnn1d", "cnn2d", "resnet18", "linear", "mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru"] = Field(
+    name: Literal[tuple(MODEL_MODALITIES)] = Field(
         description="architecture: mlp (any data), cnn1d (1D signals), cnn2d or resnet18 (CIFAR variant; images); "
-        "the MNIST-1D benchmark's linear (logistic regression; width unused), mnist1d_mlp, mnist1d_cnn (1D) and "
-        "mnist1d_gru (1D, bidirectional)"
+        "the paper's flip_invariant_resnet18, orbit_resnet18, e2_resnet18, vgg13, pyramidnet110, convmixer, swin; "
+        "the MNIST-1D benchmark's linear (logistic regression; width 1), mnist1d_mlp, mnist1d_cnn and mnist1d_gru (1D)"
     )
-    width: int = Field(gt=0, description="hidden units (mlp, mnist1d_mlp, mnist1d_gru) or base channels (cnn1d, cnn2d, "
-                                         "resnet18, mnist1d_cnn); linear: 1")
+    width: int = Field(gt=0, description="hidden units (mlp), base channels (cnn1d, cnn2d, resnet18 ...), alpha "
+                       "(pyramidnet110), dim (convmixer), embed_dim (swin); mnist1d_*: hidden units or "
+                       "channels; linear: 1")
+    # --- issue 18: model options; unset ones stay out of the run id (models.MODEL_OPTIONS) ---
+    downsample: Optional[Literal["B", "C"]] = Field(
+        default=None, description="resnet18 family: shortcut of a downsampling block, B (strided 1x1 conv, "
+        "default) or C (2x2 average pool, then 1x1 conv; the paper's)")
+    init: Optional[Literal["torch", "paper"]] = Field(
+        default=None, description="resnet18 family: torch (PyTorch's default) or paper (Kaiming fan_out, last "
+        "BatchNorm of each residual branch zero)")
+    group: Optional[Literal["d2", "d4"]] = Field(
+        default=None, description="e2_resnet18: symmetry group, d2 (180-degree rotations and mirrors; the "
+        "paper's, default) or d4 (90-degree rotations and mirrors)")
+
+    @model_validator(mode="after")
+    def _options_fit_model(self) -> "ModelSpec":
+        takes = MODEL_OPTIONS.get(self.name, {})
+        for option in ("downsample", "init", "group"):
+            if getattr(self, option) is not None and option not in takes:
+                users = sorted(m for m, opts in MODEL_OPTIONS.items() if option in opts)
+                raise ValueError(f"{option} is an option of {', '.join(users)}, not of {self.name}; "
+                                 f"allowed for {self.name}: {', '.join(takes) or 'no options'}")
+        return self
+    # ---
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> "ModelSpec":
@@ -117,6 +146,11 @@ class ModelSpec(_Strict):
                 f"a job can hold; allowed: width 1..{largest}"
             )
         return self
+
+    def identity(self) -> dict:
+        """The run id's model section: name, width and only the options set (ids of studies that set
+        none stay what they were)."""
+        return self.model_dump(exclude_none=True)
 
 
 class TrainSpec(_Strict):
@@ -139,6 +173,31 @@ class TrainSpec(_Strict):
         "seconds per process; results equal within floating-point tolerance",
     )
 
+    # issue 19: evaluate/local_complexity.py's history (execution-only: not in run ids)
+    log_local_complexity_every: int = Field(
+        default=0, ge=0, description="add local complexity (eval.local_complexity settings) to history.parquet every "
+        "N steps, a multiple of log_every; 0 = never. Runs trained together (a pack on a GPU) do not log it",
+    )
+
+    # --- issue 20 item 1: held-out learning curves (train/heldout.py); execution-only, not in run ids
+    eval_every: int = Field(
+        default=0, ge=0,
+        description="test and OOD loss and accuracy every N steps into history.parquet (held-out curves; "
+        "supervised runs); 0 = off; a multiple of log_every",
+    )
+    eval_samples: int = Field(
+        default=2048, gt=0,
+        description="held-out curves: at most this many samples of each set (a fixed random subset)",
+    )
+
+    @model_validator(mode="after")
+    def _eval_every_on_log_rows(self) -> "TrainSpec":
+        if self.eval_every % self.log_every:
+            raise ValueError(f"eval_every ({self.eval_every}) must be a multiple of log_every ({self.log_every}); "
+                             f"allowed: 0 (off), {self.log_every}, {2 * self.log_every}, ...")
+        return self
+    # ---
+
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
@@ -150,6 +209,10 @@ class TrainSpec(_Strict):
     def _warmup_fits(self) -> "TrainSpec":
         if self.warmup_steps >= self.steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than steps ({self.steps})")
+        if self.log_local_complexity_every % self.log_every:
+            raise ValueError(f"log_local_complexity_every ({self.log_local_complexity_every}) must be a multiple of "
+                             f"log_every ({self.log_every}): it is measured on history rows; allowed: 0, "
+                             f"{self.log_every}, {2 * self.log_every}, ...")
         return self
 
 
@@ -182,6 +245,45 @@ class RankmeSpec(_Strict):
     )
 
 
+# --- issue 19 part B: the mechanism stages (evaluate/invariance.py, gradient_stats.py, flatness.py,
+# local_complexity.py). Each is a stage of its own, off unless `enabled`; eval settings, so not in
+# run ids: switching one on evaluates the trained runs, never retrains.
+class InvarianceSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the invariance stage (every run)")
+    samples: int = Field(default=1000, gt=0, description="fixed test images (all of the test set if fewer)")
+    views: int = Field(default=4, gt=0, description="augmented views per image, per policy and per op")
+
+
+class GradientStatsSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the gradient_stats stage (runs with a classifier head)")
+    batches: int = Field(default=16, ge=2, description="batch gradients on the run's augmented training distribution")
+    image_samples: int = Field(default=32, ge=2, description="augmented samples whose per-sample gradients are "
+                               "compared pairwise (memory: samples x parameters floats)")
+    filter_normalize: bool = Field(default=False, description="scale each gradient tensor to its parameter's norm "
+                                   "first, as the paper's normalize_in_SNR_computations")
+
+
+class FlatnessSpec(_Strict):
+    enabled: bool = Field(default=False, description="run the flatness stage (runs with a classifier head)")
+    samples: FullOrSize = Field(default=1000, description="the run's first training samples the loss is taken on")
+    directions: int = Field(default=4, gt=0, description="random filter-normalised directions walked")
+    step_size: float = Field(default=0.1, gt=0, description="step along a direction (the paper: 0.1)")
+    threshold: float = Field(default=1.0, gt=0, description="rise of the loss that ends a walk (the paper: 1.0)")
+    max_steps: int = Field(default=100, gt=0, description="steps after which a walk stops (counted as max_steps)")
+    hessian_probes: int = Field(default=8, ge=0, description="Rademacher probes of the Hutchinson Hessian trace "
+                                "(0: none; 2+ for a standard error)")
+
+
+class LocalComplexitySpec(_Strict):
+    enabled: bool = Field(default=False, description="run the local_complexity stage (every run)")
+    radius: float = Field(default=0.1, gt=0, description="radius r of the neighbourhood, in network-input units "
+                          "(standardised signals, normalised pixels)")
+    directions: int = Field(default=8, gt=0, description="orthonormal directions P (2P vertices; at most the "
+                            "input's dimensions)")
+    points: int = Field(default=256, gt=0, description="test points and training points each")
+# ---
+
+
 class EvalSpec(_Strict):
     batch_size: int = Field(default=1024, gt=0, description="batch size of every evaluation's forward passes")
     labeled: FullOrSize = Field(
@@ -200,6 +302,12 @@ class EvalSpec(_Strict):
         "fog3: cifar10c:fog@3, c3: cifar10c:all@3 = the mean over the 19 corruptions); names [a-z0-9_], not "
         "train/test/ood; each gives <name>_accuracy and <name>_loss columns in metrics.parquet",
     )
+    # ---
+    # --- issue 19 part B ---
+    invariance: InvarianceSpec = InvarianceSpec()
+    gradient_stats: GradientStatsSpec = GradientStatsSpec()
+    flatness: FlatnessSpec = FlatnessSpec()
+    local_complexity: LocalComplexitySpec = LocalComplexitySpec()
     # ---
 
 
@@ -344,6 +452,14 @@ class GridSpec(_Strict):
         default_factory=list,
         description="a run is left out when it matches every key of one rule (a list matches any of its values)",
     )
+    # --- issue 19 C: axes over settings (setting_axes.py)
+    settings: dict[str, list[Union[int, float, str]]] = Field(
+        default_factory=dict,
+        description="axes over settings of train: and ssl:, by dotted key (train.lr, ssl.simclr.temperature, "
+        "ssl.vicreg.covariance, ssl.projector.out, ...): each method's runs are the product of the axes that "
+        "apply to it; a run's id changes only where a value differs from its section's",
+    )
+    # ---
 
 
 DatasetUnion = Annotated[Union[tuple(DATASET_SPECS.values())], Field(discriminator="name")]
@@ -365,25 +481,57 @@ class RepeatedPolicySpec(_Strict):
     )
 
 
+# --- per-view policies of self-supervised methods (BYOL's asymmetric views) ---
+VIEW_COUNT = 2  # SimCLR, VICReg and BYOL compare two views of each image
+
+
+class ViewPoliciesSpec(_Strict):
+    """A policy written as `{views: [[ops of view 1], [ops of view 2]]}`: each view of a
+    self-supervised method drawn from its own ops (BYOL: blur always on view 1, solarize on view 2)."""
+
+    views: list[list[OpUnion]] = Field(
+        description="the ops of view 1 and of view 2 of a self-supervised method, each a list as a policy is "
+        "written ([] leaves that view clean)"
+    )
+
+    @field_validator("views")
+    @classmethod
+    def _two_views(cls, views):
+        if len(views) != VIEW_COUNT:
+            raise ValueError(f"{len(views)} view(s); allowed: exactly {VIEW_COUNT} lists of ops, one per view")
+        return views
+
+
 def _policy_form(value) -> str:
+    if isinstance(value, ViewPoliciesSpec) or (isinstance(value, dict) and "views" in value):
+        return "views"
     return "mapping" if isinstance(value, (dict, RepeatedPolicySpec)) else "list"
 
 
 # Tagged by its form, so that an error names the one form that was written, not both.
-POLICY_FORMS = {"list": list[OpUnion], "mapping": RepeatedPolicySpec}
+POLICY_FORMS = {"list": list[OpUnion], "mapping": RepeatedPolicySpec, "views": ViewPoliciesSpec}
 PolicyUnion = Annotated[
     Union[tuple(Annotated[tp, Tag(tag)] for tag, tp in POLICY_FORMS.items())], Discriminator(_policy_form)
 ]
 
 
+def policy_views(policy) -> list[list]:
+    """The ops of each view: one list for a policy that draws every view alike, two for `views`."""
+    if isinstance(policy, ViewPoliciesSpec):
+        return [list(ops) for ops in policy.views]
+    return [list(policy.ops) if isinstance(policy, RepeatedPolicySpec) else list(policy)]
+
+
 def policy_ops(policy) -> list:
-    """A policy's ops, whether it is written as a list of ops or as a mapping."""
-    return list(policy.ops) if isinstance(policy, RepeatedPolicySpec) else list(policy)
+    """A policy's ops, whether it is written as a list of ops or as a mapping (all views' ops for `views`)."""
+    return [op for ops in policy_views(policy) for op in ops]
 
 
 def policy_identity(name: str, policy) -> dict:
-    """A run's `augmentation` section. Keys for rounds only where the policy sets them, so the
-    ids of every policy without repetitions stay what they were."""
+    """A run's `augmentation` section. Keys for rounds (or views) only where the policy sets them,
+    so the ids of every other policy stay what they were."""
+    if isinstance(policy, ViewPoliciesSpec):
+        return {"name": name, "views": [[op.model_dump() for op in ops] for ops in policy.views]}
     identity = {"name": name, "ops": [op.model_dump() for op in policy_ops(policy)]}
     if isinstance(policy, RepeatedPolicySpec) and policy.rounds is not None:
         identity.update(rounds=policy.rounds, first_round_clean=policy.first_round_clean)
@@ -420,7 +568,8 @@ class StudySpec(_Strict):
     dataset: DatasetUnion = Field(description="the dataset: its name and settings")
     augmentations: dict[str, PolicyUnion] = Field(
         description="named policies: a list of ops each ([] is no augmentation), or a mapping {ops, rounds, "
-        "first_round_clean} for a fixed set of augmented copies"
+        "first_round_clean} for a fixed set of augmented copies, or {views: [[...], [...]]} for one list of ops "
+        "per view of a self-supervised method"
     )
     grid: GridSpec
     train: TrainSpec
@@ -621,6 +770,7 @@ def _matches(rule: dict, values: dict) -> bool:
 
 def _expand(spec: StudySpec) -> list[dict]:
     runs = []
+    seen = set()
     grid = spec.grid
     for method, n_train, aug_name, model, seed in itertools.product(
         grid.method, grid.n_train, grid.augmentation, grid.model, grid.seed
@@ -629,30 +779,35 @@ def _expand(spec: StudySpec) -> list[dict]:
                 "width": model.width, "seed": seed}
         if any(_matches(rule, axes) for rule in grid.exclude):
             continue
-        train = spec.train.model_dump()
-        identity = {
-            "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
-            "method": method,
-            "n_train": n_train,
-            "augmentation": policy_identity(aug_name, spec.augmentations[aug_name]),
-            "model": model.model_dump(),
-            "seed": seed,
-            "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
-        }
-        method_spec = METHODS[method]
-        if method_spec.settings is not None:
-            # Only self-supervised runs get these keys: supervised ids stay what they always were.
-            identity["ssl"] = {
-                "projector": spec.ssl.projector.model_dump(),
-                method_spec.settings: getattr(spec.ssl, method_spec.settings).model_dump(),
-            }
-        if not method_spec.uses_labels:
-            for key in SUPERVISED_ONLY_TRAIN_FIELDS:
-                del identity["train"][key]
-        # Evaluation settings are not part of the id: changing them re-evaluates, never retrains.
-        run = {"run_id": short_hash(identity), "study": spec.study, **identity, "train": train, "eval": spec.eval.model_dump()}
-        runs.append(run)
+        # issue 19 C: [{}] without grid.settings
+        for combo in setting_combinations(spec, method, SETTING_ID_RULES):
+            run = _run(spec, method, n_train, aug_name, model, seed, combo)
+            if run["run_id"] not in seen:  # combinations that resolve to one config are one run
+                seen.add(run["run_id"])
+                runs.append(run)
     return runs
+
+
+def _run(spec: StudySpec, method: str, n_train: int, aug_name: str, model: ModelSpec, seed: int, combo: dict) -> dict:
+    train, ssl = resolved_settings(spec, combo)
+    identity = {
+        "dataset": spec.dataset.identity(),  # files: settings + content sha256, not the root
+        "method": method,
+        "n_train": n_train,
+        "augmentation": policy_identity(aug_name, spec.augmentations[aug_name]),
+        "model": model.identity(),  # issue 18: options only where set
+        "seed": seed,
+        "train": {k: v for k, v in train.items() if k not in EXECUTION_ONLY_TRAIN_FIELDS},
+    }
+    method_spec = METHODS[method]
+    if method_spec.settings is not None:
+        # Only self-supervised runs get these keys: supervised ids stay what they always were.
+        identity["ssl"] = {"projector": ssl["projector"], method_spec.settings: ssl[method_spec.settings]}
+    if not method_spec.uses_labels:
+        for key in SUPERVISED_ONLY_TRAIN_FIELDS:
+            del identity["train"][key]
+    # Evaluation settings are not part of the id: changing them re-evaluates, never retrains.
+    return {"run_id": short_hash(identity), "study": spec.study, **identity, "train": train, "eval": spec.eval.model_dump()}
 
 
 def _repetition_problems(spec: StudySpec) -> list[str]:
@@ -691,6 +846,25 @@ def _repetition_problems(spec: StudySpec) -> list[str]:
             problems.append(f"augmentations.{policy}.rounds: {n} images x {written.rounds} rounds x {sample_bytes} "
                             f"bytes exceed the {MAX_REPETITION_BYTES // 2**30} GiB the fixed set may take on the "
                             f"device; allowed: rounds <= {largest} at n_train {n}")
+    return problems
+
+
+def _view_policy_problems(spec: StudySpec) -> list[str]:
+    """A policy with `views` draws the two views of a self-supervised method: no run that sees one
+    image per step (a supervised method) may train with it."""
+    problems = []
+    for policy, written in spec.augmentations.items():
+        if not isinstance(written, ViewPoliciesSpec) or policy not in spec.grid.augmentation:
+            continue
+        grid = spec.grid
+        supervised = sorted({method for method, n_train, model, seed in itertools.product(
+            grid.method, grid.n_train, grid.model, grid.seed) if METHODS[method].uses_labels and not any(
+            _matches(rule, {"method": method, "n_train": n_train, "augmentation": policy, "model": model.name,
+                            "width": model.width, "seed": seed}) for rule in grid.exclude)})
+        if supervised:
+            problems.append(f"augmentations.{policy}.views: one policy per view is for self-supervised methods (two "
+                            f"views per image), but {', '.join(supervised)} runs train with it; allowed: a list of "
+                            f"ops for them, or grid.exclude {{method: {supervised[0]}, augmentation: {policy}}}")
     return problems
 
 
@@ -751,6 +925,14 @@ def _cross_check(spec: StudySpec) -> list[str]:
                 f"{values_per_sample} float32 values exceed the {MAX_GENERATED_DATASET_BYTES // 2**30} GiB a generated "
                 f"dataset may take in memory; allowed: train_pool + 2 x test_size <= {largest}"
             )
+    # --- issue 19: the local-complexity neighbourhood spans that many orthonormal input directions
+    local = spec.eval.local_complexity
+    if local.enabled or spec.train.log_local_complexity_every:
+        dims = math.prod(ds.prepared()["sample_shape"]) if ds.stores_pixels else values_per_sample
+        if dims and local.directions > dims:
+            problems.append(f"eval.local_complexity.directions: {local.directions} orthonormal directions do not "
+                            f"exist in the {dims} input dimensions of {ds.name}; allowed: 1..{dims}")
+    # ---
     for key, size in (("eval.labeled", spec.eval.labeled), ("eval.rankme.samples", spec.eval.rankme.samples)):
         if size != "full" and size > pool:
             problems.append(f"{key}: {size} is larger than the {ds.name} training pool ({pool} samples); "
@@ -766,31 +948,38 @@ def _cross_check(spec: StudySpec) -> list[str]:
                 f"{', '.join(spec.augmentations) or '(none defined)'}"
             )
     problems += _repetition_problems(spec)
+    problems += _view_policy_problems(spec)
     if spec.reference is not None:  # issue 18 item 4
         from dataworth.analysis.reference import reference_problems
 
         problems += reference_problems(spec, [run_row(run) for run in _expand(spec)], REFERENCE_SETTING_KEYS)
     for policy, written in spec.augmentations.items():
-        for j, op in enumerate(policy_ops(written)):
-            if modality not in op.modalities:
-                allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities)
-                problems.append(
-                    f"augmentations.{policy}[{j}].op: {op.op!r} does not apply to {modality} data ({ds.name}); "
-                    f"allowed: {', '.join(allowed)}"
-                )
-            # --- issue 17: pixel ops (colour, histogram, automatic policies) need 0..255 pixels ---
-            elif op.needs_pixels and not getattr(ds, "stores_pixels", False):
-                allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities and not s.needs_pixels)
-                problems.append(
-                    f"augmentations.{policy}[{j}].op: {op.op!r} acts on 0..255 pixel values, but {ds.name} stores "
-                    f"standardised values; allowed here: {', '.join(allowed)}"
-                )
+        per_view = isinstance(written, ViewPoliciesSpec)
+        for v, ops in enumerate(policy_views(written)):
+            where = f"augmentations.{policy}.views[{v}]" if per_view else f"augmentations.{policy}"
+            for j, op in enumerate(ops):
+                if modality not in op.modalities:
+                    allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities)
+                    problems.append(
+                        f"{where}[{j}].op: {op.op!r} does not apply to {modality} data ({ds.name}); "
+                        f"allowed: {', '.join(allowed)}"
+                    )
+                # --- issue 17: pixel ops (colour, histogram, automatic policies) need 0..255 pixels ---
+                elif op.needs_pixels and not getattr(ds, "stores_pixels", False):
+                    allowed = sorted(k for k, s in OP_SPECS.items() if modality in s.modalities and not s.needs_pixels)
+                    problems.append(
+                        f"{where}[{j}].op: {op.op!r} acts on 0..255 pixel values, but {ds.name} stores "
+                        f"standardised values; allowed here: {', '.join(allowed)}"
+                    )
     for i, model in enumerate(spec.grid.model):
         if modality not in MODEL_MODALITIES[model.name]:
             allowed = sorted(k for k, m in MODEL_MODALITIES.items() if modality in m)
             problems.append(
                 f"grid.model[{i}].name: {model.name!r} does not take {modality} data ({ds.name}); allowed: {', '.join(allowed)}"
             )
+        # --- issue 18: a model that needs a particular image shape (swin's windows, vgg13's pools)
+        elif ds.stores_pixels and (why := input_problem(model.name, tuple(ds.prepared()["sample_shape"]))):
+            problems.append(f"grid.model[{i}].name: {model.name} {why} ({ds.name})")
     names = [(m.name, m.width) for m in spec.grid.model]
     if len(set(names)) != len(names):
         problems.append("grid.model: duplicate (name, width) entries")
@@ -802,6 +991,7 @@ def _cross_check(spec: StudySpec) -> list[str]:
         "width": {m.width for m in spec.grid.model},
         "seed": set(spec.grid.seed),
     }
+    problems += setting_problems(spec, SETTING_ID_RULES)  # issue 19 C
     for i, rule in enumerate(spec.grid.exclude):
         if not rule:
             problems.append(f"grid.exclude[{i}]: empty rule would exclude every run")

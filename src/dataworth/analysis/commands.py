@@ -13,6 +13,7 @@ from pathlib import Path
 def cmd_report(args) -> None:
     if not Path(args.metrics).is_file():  # before the heavy imports: a typo fails at once
         _fail(f"--metrics: {args.metrics}: no such file (run the study, or `dvc pull`, first)")
+    from dataworth.analysis import laws
     from dataworth.analysis.curves import AnalysisInputError
     from dataworth.analysis.report import report_from_file
     from dataworth.tracking.schemas import SchemaError
@@ -27,8 +28,8 @@ def cmd_report(args) -> None:
     fits = report.fits
     print(f"fitted {len(fits)} curves: {_counts(fits['status'])}")
     for row in fits.itertuples():
-        law = f"b={row.b:.4f} c={row.c:.3f} R2={row.r2:.3f}" if row.status == "ok" else row.message or ""
-        print(f"  {row.augmentation:<20} {row.metric:<16} {row.status:<14} {law}")
+        law = f"b={row.b:.4f} c={row.c:.3f} R2={row.r2:.3f}" if row.status in laws.FITTED_STATUSES else row.message or ""
+        print(f"  {row.augmentation:<20} {row.metric:<16} {row.status:<22} {law}")
     at_sizes = report.exchange_rates[report.exchange_rates["grid"] == "study"]
     print(f"exchange rates at the study's sizes: {_counts(at_sizes['status'])}")
     _print_reference(report.folder.parent / "reference.parquet")  # issue 18 item 4

@@ -8,6 +8,12 @@ dataset, model, width, method and metric), the augmentation at n real samples is
 When f_aug(n) is at or beyond the reference's asymptote b_ref, no amount of real data matches
 it: such points get the status beyond_reference_asymptote and no number, rather than a huge or
 undefined one. Intervals pair the bootstrap fits of the two curves (independent runs).
+
+A rate from a fit whose asymptote the data do not determine, or whose law does not describe the
+data (fit statuses asymptote_undetermined, poor_fit), keeps its numbers but carries a status that
+names the side: reference_undetermined, augmented_undetermined or both_undetermined. "Beyond the
+reference asymptote" is claimed only when b_ref is determined; past an undetermined b_ref there is
+no number and the status says the reference is undetermined.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ STATUSES = {
     "no_reference": "the study has no reference policy for this dataset, model, width, method and metric",
     "reference_not_fitted": "the reference curve has no law (its fit status is not ok, see fits.parquet)",
     "augmented_not_fitted": "the augmented curve has no law (its fit status is not ok, see fits.parquet)",
+    "reference_undetermined": "the reference's fit is asymptote_undetermined or poor_fit: the number is kept but not "
+                              "measured, and no claim of 'beyond the reference asymptote' is made",
+    "augmented_undetermined": "the augmented curve's fit is asymptote_undetermined or poor_fit: the number is kept "
+                              "but not measured",
+    "both_undetermined": "both fits are asymptote_undetermined or poor_fit: the number is kept but not measured",
 }
+FLAGGED_EXCHANGE_STATUSES = ("reference_undetermined", "augmented_undetermined", "both_undetermined")
 
 
 def equivalent_samples(n, augmented_params, reference_params):
@@ -57,7 +69,7 @@ def exchange_rates(fits: list[CurveFit], *, reference: str = REFERENCE_POLICY, d
         ref = by_key.get(_key(fit, augmentation=reference))
         sizes = np.array(fit.curve.sizes, dtype=float)
         rows += _rows(fit, ref, reference, "study", sizes)
-        if ref is not None and ref.law.ok and fit.law.ok:
+        if ref is not None and ref.law.has_law and fit.law.has_law:
             rows += _rows(fit, ref, reference, "dense", np.geomspace(sizes.min(), sizes.max(), dense_points))
     table = pd.DataFrame(rows, columns=EXCHANGE_RATES.names)
     # Rows without a law leave the flags empty: keep them nullable booleans, not floats.
@@ -71,8 +83,8 @@ def _key(fit: CurveFit, augmentation: str | None = None) -> tuple:
 def _rows(fit: CurveFit, ref: CurveFit | None, reference: str, grid: str, n: np.ndarray) -> list[dict]:
     base = {k: fit.key[k] for k in (*GROUP_KEY, "augmentation", "metric")}
     base.update(reference=reference, grid=grid, n_bootstrap=0)
-    if ref is None or not ref.law.ok or not fit.law.ok:
-        status = "no_reference" if ref is None else "reference_not_fitted" if not ref.law.ok else "augmented_not_fitted"
+    if ref is None or not ref.law.has_law or not fit.law.has_law:
+        status = "no_reference" if ref is None else "reference_not_fitted" if not ref.law.has_law else "augmented_not_fitted"
         return [dict(base, n=float(x), status=status) for x in n]
 
     aug_law, ref_law = fit.law, ref.law
@@ -82,17 +94,25 @@ def _rows(fit: CurveFit, ref: CurveFit | None, reference: str, grid: str, n: np.
     low, high, share, n_pairs = _intervals(fit, ref, n)
     ref_sizes = ref.curve.n
     extrapolated = ~beyond & ((equivalent < ref_sizes.min()) | (equivalent > ref_sizes.max()))
+    flagged = _flagged_side(fit.law.ok, ref_law.ok)
     rows = []
     for i, x in enumerate(n):
         rows.append(dict(
             base, n=float(x), n_bootstrap=n_pairs,
-            status="beyond_reference_asymptote" if beyond[i] else "ok",
+            status=flagged or ("beyond_reference_asymptote" if beyond[i] else "ok"),
             augmented_value=value[i], reference_asymptote=ref_law.b, equivalent_n=equivalent[i],
             extra_samples=extra[i], extra_samples_low=low[i] - x, extra_samples_high=high[i] - x,
             ratio=ratio[i], ratio_low=low[i] / x, ratio_high=high[i] / x,
-            beyond_asymptote=bool(beyond[i]), share_beyond_asymptote=share[i], extrapolated=bool(extrapolated[i]),
+            beyond_asymptote=bool(beyond[i]) and ref_law.ok, share_beyond_asymptote=share[i], extrapolated=bool(extrapolated[i]),
         ))
     return rows
+
+
+def _flagged_side(augmented_ok: bool, reference_ok: bool) -> str:
+    """The status naming which fit is flagged (asymptote_undetermined, poor_fit); "" if neither."""
+    if augmented_ok and reference_ok:
+        return ""
+    return "augmented_undetermined" if reference_ok else "reference_undetermined" if augmented_ok else "both_undetermined"
 
 
 def _intervals(fit: CurveFit, ref: CurveFit, n: np.ndarray):

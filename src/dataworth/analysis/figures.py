@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from dataworth.analysis.curves import REFERENCE_POLICY
+from dataworth.analysis.exchange import FLAGGED_EXCHANGE_STATUSES
 from dataworth.analysis.fits import CurveFit
 from dataworth.analysis.laws import CONFIDENCE
 from dataworth.analysis.tables import metric_title
@@ -89,7 +90,7 @@ def scaling_figure(fits: list[CurveFit], path: Path, reference: str = REFERENCE_
         for fit in sorted(curves, key=lambda f: (f.key["augmentation"] != reference, f.key["augmentation"])):
             color = colors[fit.key["augmentation"]]
             ax.scatter(fit.curve.n, fit.curve.y, s=12, color=color, alpha=0.55, linewidths=0)
-            if fit.law.ok:
+            if fit.law.has_law:  # flagged laws too: their status is in the legend
                 n = np.geomspace(fit.curve.n.min(), fit.curve.n.max(), DENSE_POINTS)
                 ax.plot(n, fit.law.predict(n), color=color, lw=1.6, label=_legend_label(fit))
                 if fit.law.has_intervals:
@@ -118,6 +119,11 @@ def exchange_figure(exchange: pd.DataFrame, path: Path, metrics: list[str], refe
             color = colors[policy]
             ok = curve["status"] == "ok"
             ax.plot(curve["n"], curve["ratio"].where(ok), color=color, lw=1.6, label=policy)
+            # issue 19 A: rates from a fit whose asymptote is undetermined (or a poor fit): dashed
+            flagged = curve["status"].isin(FLAGGED_EXCHANGE_STATUSES)
+            if flagged.any():
+                ax.plot(curve["n"], curve["ratio"].where(flagged), color=color, lw=1.4, ls="--",
+                        label=f"{policy} ({', '.join(sorted(curve.loc[flagged, 'status'].unique()))})")
             high = curve["ratio_high"].fillna(np.inf)  # an end beyond b_ref: the band runs to the top
             ax.fill_between(curve["n"], curve["ratio_low"], np.minimum(high, 1e9), where=ok & curve["ratio_low"].notna(),
                             color=color, alpha=0.18, linewidth=0)
@@ -125,7 +131,8 @@ def exchange_figure(exchange: pd.DataFrame, path: Path, metrics: list[str], refe
             if beyond.any():
                 ax.plot(curve["n"].where(beyond), np.where(beyond, 0.97, np.nan), color=color, lw=5, alpha=0.8,
                         transform=ax.get_xaxis_transform(), solid_capstyle="butt", label=f"{policy}: beyond b_ref")
-            at_sizes = rows[(rows["grid"] == "study") & (rows["augmentation"] == policy) & (rows["status"] == "ok")]
+            at_sizes = rows[(rows["grid"] == "study") & (rows["augmentation"] == policy)
+                            & rows["status"].isin(("ok", *FLAGGED_EXCHANGE_STATUSES))]
             ax.scatter(at_sizes["n"], at_sizes["ratio"], color=color, s=18, zorder=3)
         missing = sorted(set(rows["augmentation"]) - set(dense["augmentation"]))
         for policy in missing:
@@ -133,7 +140,7 @@ def exchange_figure(exchange: pd.DataFrame, path: Path, metrics: list[str], refe
             ax.plot([], [], color=colors[policy], ls="none", marker="o", label=f"{policy} ({status})")
         ax.axhline(1.0, color="black", lw=0.8, ls=":")
         _log_n_axis(ax, rows.loc[rows["grid"] == "study", "n"])
-        finite = dense.loc[dense["status"] == "ok", ["ratio", "ratio_low", "ratio_high"]].to_numpy(dtype=float)
+        finite = dense.loc[dense["status"].isin(("ok", *FLAGGED_EXCHANGE_STATUSES)), ["ratio", "ratio_low", "ratio_high"]].to_numpy(dtype=float)
         finite = finite[np.isfinite(finite) & (finite > 0)]
         # Limits from the finite numbers, capped: next to b_ref the ratio shoots up and would squash
         # the rest; there the curve runs off the top into the "beyond" bar. A panel without any
@@ -164,7 +171,7 @@ def residuals_figure(fits: list[CurveFit], path: Path, reference: str = REFERENC
         for i, fit in enumerate(ordered):
             # Policies side by side around each size, so runs at the same n do not hide each other.
             shift = 1 + 0.04 * (i - (len(ordered) - 1) / 2)
-            if fit.law.ok:
+            if fit.law.has_law:
                 ax.scatter(fit.curve.n * shift, fit.curve.y - fit.law.predict(fit.curve.n), s=14,
                            color=colors[fit.key["augmentation"]], alpha=0.7, label=fit.key["augmentation"])
         ax.axhline(0.0, color="black", lw=0.8, ls=":")

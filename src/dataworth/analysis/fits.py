@@ -54,6 +54,9 @@ def fits_table(fits: list[CurveFit]) -> pd.DataFrame:
             n_min=int(curve.n.min()) if len(curve.n) else None,
             n_max=int(curve.n.max()) if len(curve.n) else None,
             n_bootstrap=len(law.replicates),
+            b_profile_low=law.b_profile_low, b_profile_high=law.b_profile_high,
+            b_profile_reaches_bound=law.b_profile_reaches_bound, lack_of_fit_p=law.lack_of_fit_p,
+            remedy=law.remedy or None,
         )
         rows.append(row)
     table = pd.DataFrame(rows, columns=FITS.names)

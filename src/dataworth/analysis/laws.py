@@ -14,6 +14,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.stats import f as f_distribution
 
+from dataworth.analysis import asymptote
 from dataworth.analysis.curves import MetricKind
 
 MIN_SIZES = 3  # as many distinct sizes as parameters; fewer cannot determine the law
@@ -25,11 +26,18 @@ CONFIDENCE = 0.95
 PARAMS = ("a", "b", "c")
 
 STATUSES = {
-    "ok": "fitted; the intervals are 95% bootstrap intervals over seeds",
+    "ok": "fitted; the intervals are 95% bootstrap intervals over seeds, and b is determined by the data",
+    "asymptote_undetermined": "fitted, but the data do not determine the asymptote b: b is on its bound, or its 95% "
+                              "profile-likelihood interval reaches a bound of b or is wider than "
+                              f"{asymptote.B_INTERVAL_MAX_WIDTH:g}; the numbers are kept, b is not a measurement",
+    "poor_fit": f"fitted, but the law does not describe the data: R² < {asymptote.R2_MIN:g}, or the lack-of-fit F test "
+                f"(size means against the seeds' spread) rejects it at p < {asymptote.LACK_OF_FIT_P:g}",
     "too_few_sizes": f"fewer than {MIN_SIZES} distinct sizes with usable runs: the three parameters are not determined",
     "flat": "the metric does not change with n beyond noise (or moves the wrong way): there is no law to fit",
     "not_converged": "the least-squares solver stopped before converging",
 }
+# Statuses whose fit has parameters (the others have none): ok, and the two flagged fits.
+FITTED_STATUSES = ("ok", "asymptote_undetermined", "poor_fit")
 
 
 def power_law(n, a, b, c):
@@ -56,6 +64,13 @@ class LawFit:
     max_abs_residual: float = np.nan
     n_sizes: int = 0
     n_runs: int = 0
+    # issue 19 A: the 95% profile-likelihood interval of b, the lack-of-fit p-value, and for a
+    # flagged fit the one line that says what data would settle it (asymptote.py)
+    b_profile_low: float = np.nan
+    b_profile_high: float = np.nan
+    b_profile_reaches_bound: str | None = None  # low, high or both
+    lack_of_fit_p: float = np.nan
+    remedy: str = ""
     # (a, b, c) of every bootstrap fit that converged, one row each
     replicates: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
 
@@ -64,12 +79,17 @@ class LawFit:
         return self.status == "ok"
 
     @property
+    def has_law(self) -> bool:
+        """Whether the fit has parameters: ok, or flagged (asymptote_undetermined, poor_fit)."""
+        return self.status in FITTED_STATUSES
+
+    @property
     def params(self) -> np.ndarray:
         return np.array([self.a, self.b, self.c])
 
     @property
     def has_intervals(self) -> bool:
-        return self.ok and len(self.replicates) >= MIN_REPLICATES
+        return self.has_law and len(self.replicates) >= MIN_REPLICATES
 
     def interval(self, param: str) -> tuple[float, float]:
         if not self.has_intervals:
@@ -171,10 +191,18 @@ def fit_power_law(n, y, kind: MetricKind, *, n_bootstrap: int = 0, rng: np.rando
 
     replicates, notes = _bootstrap(problem, n, y, x, n_bootstrap, rng or np.random.default_rng(0), max_nfev)
     notes += _bound_notes(problem, x)
+    profile = asymptote.Profile(problem.log_x, y, problem.upward, C_BOUNDS)
+    judgement = asymptote.judge(profile, n, y, power_law(n, a, b, c), b, c, problem.b_bounds, C_BOUNDS)
+    # A law that does not describe the data says nothing about b either: poor_fit comes first.
+    status = "poor_fit" if judgement.poor else "asymptote_undetermined" if judgement.undetermined else "ok"
+    reasons = judgement.poor + judgement.undetermined
     return LawFit(
-        "ok", "; ".join(notes), a=a, b=b, c=c,
+        status, "; ".join(reasons + notes), a=a, b=b, c=c,
         r2=1 - sse / sst, rmse=float(np.sqrt(sse / len(y))), max_abs_residual=float(np.max(np.abs(residuals))),
-        replicates=replicates, **counts,
+        replicates=replicates, b_profile_low=judgement.b_low, b_profile_high=judgement.b_high,
+        b_profile_reaches_bound={(True, False): "low", (False, True): "high", (True, True): "both"}.get(
+            (judgement.reaches_low_bound, judgement.reaches_high_bound)),
+        lack_of_fit_p=judgement.lack_of_fit_p, remedy=judgement.remedy, **counts,
     )
 
 
@@ -220,10 +248,8 @@ def _bootstrap(problem: _Problem, n, y, x_hat, n_bootstrap: int, rng, max_nfev) 
 
 
 def _bound_notes(problem: _Problem, x) -> list[str]:
-    _, b, c = x
-    notes = []
-    if np.isclose(b, problem.upper[1]) or np.isclose(b, problem.lower[1]):
-        notes.append(f"b reached its bound {b:g}")
+    c = x[2]
+    notes = []  # b on its bound is a reason for asymptote_undetermined (asymptote.judge)
     if np.isclose(c, C_BOUNDS[0]):
         notes.append(f"c reached its bound {C_BOUNDS[0]:g}: no saturation within the sizes, so b is weakly determined")
     if np.isclose(c, C_BOUNDS[1]):

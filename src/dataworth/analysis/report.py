@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataworth.analysis import across_settings, exchange, figures, laws, rankme_vs_probe, reference as published, tables
+from dataworth.analysis import (across_settings, asymptote, exchange, figures, laws, rankme_groups, rankme_vs_probe,
+                                tables)
+from dataworth.analysis import reference as published
 from dataworth.analysis.curves import GROUP_KEY, REFERENCE_POLICY, curves_from_metrics
 from dataworth.analysis.fits import CurveFit, fit_curves, fits_table
 from dataworth.files import atomic_folder, write_text_atomic
@@ -134,16 +136,25 @@ def _write_report(folder: Path, metrics: pd.DataFrame, curve_fits: list[CurveFit
     if rankme_vs_probe.has_data(metrics):
         correlations = rankme_vs_probe.correlations(metrics)
         label_free = rankme_vs_probe.section(save_table(rankme_vs_probe.TABLE, rankme_vs_probe.table(correlations)))
+        # --- issue 19 C: RankMe judged within groups (method, policy)
+        groups = rankme_groups.within_groups(metrics)
+        label_free += rankme_groups.section(save_table(rankme_groups.TABLE, rankme_groups.table(groups, correlations)), groups)
+        # ---
         rankme_vs_probe.figure(metrics, correlations, folder / rankme_vs_probe.FIGURE)
         files.append(rankme_vs_probe.FIGURE)
 
+    from dataworth.analysis import mechanisms  # issue 19 part B: the mechanisms beside the exchange rates
+
+    label_free += mechanisms.write_section(metrics, rates, folder, reference, save_table, files)
     previews = _augmentation_previews(folder, study_spec, metrics, reference, files)  # issue 17 item 6
 
     text = _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, figure_files,
                             reference=reference, n_bootstrap=n_bootstrap, source=source, files=files,
                             label_free=across + label_free + previews, published_section=list(published_section))
     write_text_atomic(folder / "report.md", text)
-    return ["report.md", *files]
+    from dataworth.analysis.report_html import write_report_html  # issue 20 item 5: figures embedded, for MLflow
+
+    return ["report.md", write_report_html(folder, text), *files]
 
 
 # --- issue 17 item 6: what each policy does to a few training images, for image studies ---
@@ -208,6 +219,7 @@ def _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, fig
         out += ["Notes on the fits:", ""]
         out += [f"- {r.augmentation} / {r.metric} ({r.status}): {r.message}" for r in notes.itertuples()]
         out.append("")
+    out += asymptote.report_lines(fits)  # issue 19 A
     for group, names in figure_files.items():
         label = " ".join(str(v) for v in group)
         out += [f"![scaling laws, {label}]({names['scaling']})", "",
@@ -218,7 +230,8 @@ def _report_markdown(metrics, fits, rates, fits_markdown, exchange_markdown, fig
         "What an augmentation is worth in real samples (Eq. 1 of Geiping et al. 2022): at n real samples, "
         "**v(n) = f_ref^−1(f_aug(n)) − n** extra samples, or the ratio **(n + v(n)) / n**, against the reference "
         f"policy `{reference}` of the same setting and metric. Where f_aug(n) is at or beyond the reference's "
-        "asymptote b_ref, the augmentation is worth more than any amount of real data: the tables say *beyond*. "
+        "asymptote b_ref, the augmentation is worth more than any amount of real data: the tables say *beyond* "
+        "(only where b_ref is determined; rates from flagged fits are marked ‡ and §). "
         "Numbers, also on a dense grid of n, in `exchange_rates.parquet`.",
         "",
     ]

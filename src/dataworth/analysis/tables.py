@@ -22,6 +22,10 @@ METRIC_TITLES = {
 }
 BEYOND = "beyond"  # the cell of a point where f_aug(n) is at or beyond b_ref
 EXTRAPOLATED_MARK = "†"
+# issue 19 A: rates from flagged fits (asymptote_undetermined, poor_fit) keep their numbers, marked
+# by side; past an undetermined b_ref there is no number and no claim.
+FLAG_MARKS = {"reference_undetermined": "‡", "augmented_undetermined": "§", "both_undetermined": "‡§"}
+PAST_UNDETERMINED = "past b_ref"
 
 
 @dataclass
@@ -45,11 +49,11 @@ def _number(x: float, spec: str) -> str:
     return "–" if pd.isna(x) else format(x, spec)
 
 
-def _with_interval(value, low, high, spec: str) -> str:
+def _with_interval(value, low, high, spec: str, open_end: str = BEYOND) -> str:
     text = _number(value, spec)
     if pd.isna(low) and pd.isna(high):
         return text
-    return f"{text} [{_number(low, spec)}, {BEYOND if pd.isna(high) else _number(high, spec)}]"
+    return f"{text} [{_number(low, spec)}, {open_end if pd.isna(high) else _number(high, spec)}]"
 
 
 def policy_order(policies, reference: str = REFERENCE_POLICY) -> list[str]:
@@ -67,12 +71,15 @@ def _sorted_fits(fits: pd.DataFrame) -> pd.DataFrame:
 def table_of_fits(fits: pd.DataFrame) -> Table:
     """One row per curve: the law's parameters with their 95% intervals, fit quality and status."""
     several_settings = fits[list(GROUP_KEY)].drop_duplicates().shape[0] > 1
-    header = ["policy", "metric", "b (asymptote)", "c (exponent)", "a", "R²", "runs", "left out", "status"]
-    latex = ["policy", "metric", "$b$ (asymptote)", "$c$ (exponent)", "$a$", "$R^2$", "runs", "left out", "status"]
+    header = ["policy", "metric", "b (asymptote)", "b profile interval", "c (exponent)", "a", "R²", "runs", "left out",
+              "status"]
+    latex = ["policy", "metric", "$b$ (asymptote)", "$b$ profile interval", "$c$ (exponent)", "$a$", "$R^2$", "runs",
+             "left out", "status"]
     rows = []
     for _, fit in _sorted_fits(fits).iterrows():
         row = [fit["augmentation"], fit["metric"],
                _with_interval(fit["b"], fit["b_low"], fit["b_high"], ".3f"),
+               _profile_interval(fit),
                _with_interval(fit["c"], fit["c_low"], fit["c_high"], ".2f"),
                _with_interval(fit["a"], fit["a_low"], fit["a_high"], ".3g"),
                _number(fit["r2"], ".3f"), str(fit["n_runs"]), str(fit["n_excluded"]), fit["status"]]
@@ -81,10 +88,24 @@ def table_of_fits(fits: pd.DataFrame) -> Table:
         header, latex = ["setting", *header], ["setting", *latex]
     return Table(
         header=header, latex_header=latex, rows=rows,
-        align=("l" if several_settings else "") + "llrrrrrrl",
+        align=("l" if several_settings else "") + "llrrrrrrrl",
         notes=["f(n) = a n^(-c) + b fitted by bounded least squares to every run; [95% bootstrap interval over seeds].",
-               "left out: runs not ok (diverged) or without the metric. Parameters exist only for status ok."],
+               "b profile interval: 95% profile-likelihood interval of b (F criterion); \"bound\" where it reaches "
+               "a bound of b, so the data do not determine the asymptote (status asymptote_undetermined).",
+               "left out: runs not ok (diverged) or without the metric. Parameters exist for status ok, "
+               "asymptote_undetermined and poor_fit."],
     )
+
+
+def _profile_interval(fit) -> str:
+    low, high = fit.get("b_profile_low"), fit.get("b_profile_high")
+    if pd.isna(low) and pd.isna(high):
+        return "–"
+    reaches = fit.get("b_profile_reaches_bound")
+    reaches = "" if pd.isna(reaches) else str(reaches)
+    low_text = _number(low, ".3f") + (" (bound)" if reaches in ("low", "both") else "")
+    high_text = _number(high, ".3f") + (" (bound)" if reaches in ("high", "both") else "")
+    return f"[{low_text}, {high_text}]"
 
 
 def table_of_exchange_rates(rates: pd.DataFrame, metric: str, quantity: str = "ratio") -> Table:
@@ -109,7 +130,9 @@ def table_of_exchange_rates(rates: pd.DataFrame, metric: str, quantity: str = "r
         header=header, rows=rows, align="l" * (1 + several_settings) + "r" * len(sizes),
         notes=[f"{what} ({metric_title(metric)}); [95% bootstrap interval].",
                f"{BEYOND}: f_aug(n) is at or beyond the reference's asymptote b_ref: worth more than any amount of real data.",
-               f"{EXTRAPOLATED_MARK}: the equivalent real-data size lies outside the sizes the reference was fitted on."],
+               f"{EXTRAPOLATED_MARK}: the equivalent real-data size lies outside the sizes the reference was fitted on.",
+               "‡: the reference's fit, §: the augmented curve's fit is asymptote_undetermined or poor_fit: the number "
+               f"is kept but not measured; {PAST_UNDETERMINED} ‡: f_aug(n) is past an undetermined b_ref (no claim)."],
     )
 
 
@@ -118,10 +141,16 @@ def _exchange_cell(row, quantity: str, spec: str) -> str:
         return "–"
     if row["status"] == "beyond_reference_asymptote":
         return BEYOND
-    if row["status"] != "ok":
+    mark = FLAG_MARKS.get(row["status"], "")
+    if row["status"] != "ok" and not mark:
         return row["status"].replace("_", " ")
-    text = _with_interval(row[quantity], row[f"{quantity}_low"], row[f"{quantity}_high"], spec)
-    return text + (f" {EXTRAPOLATED_MARK}" if row["extrapolated"] else "")
+    if mark and pd.isna(row[quantity]):  # past b_ref: a claim only where b_ref is determined
+        claimed = pd.notna(row["beyond_asymptote"]) and bool(row["beyond_asymptote"])
+        return f"{BEYOND if claimed else PAST_UNDETERMINED} {mark}"
+    # an interval's open end is past b_ref: "beyond" only where b_ref is determined
+    open_end = PAST_UNDETERMINED if row["status"] in ("reference_undetermined", "both_undetermined") else BEYOND
+    text = _with_interval(row[quantity], row[f"{quantity}_low"], row[f"{quantity}_high"], spec, open_end)
+    return text + (f" {EXTRAPOLATED_MARK}" if row["extrapolated"] else "") + (f" {mark}" if mark else "")
 
 
 def to_markdown(table: Table) -> str:
@@ -137,7 +166,8 @@ def to_markdown(table: Table) -> str:
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                   "–": "--", "†": r"$^\dagger$", "²": r"$^2$"}
+                   "–": "--", "†": r"$^\dagger$", "²": r"$^2$",
+                   "‡": r"$^\ddagger$", "§": r"\S{}"}
 
 
 def latex_escape(text: str) -> str:

@@ -22,6 +22,7 @@ class HFlip(OpSpec):
     op: Literal["hflip"]
     p: float = Field(default=0.5, ge=0, le=1, description="probability that an image is mirrored (1: every image)")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
+    transform_draws_nothing: ClassVar[bool] = True
 
     def transform(self, x, gen):
         return x.flip(-1)
@@ -33,6 +34,7 @@ class VFlip(OpSpec):
     op: Literal["vflip"]
     p: float = Field(default=0.5, ge=0, le=1, description="probability that an image is mirrored (1: every image)")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
+    transform_draws_nothing: ClassVar[bool] = True
 
     def transform(self, x, gen):
         return x.flip(-2)

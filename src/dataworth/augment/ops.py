@@ -114,6 +114,7 @@ class Flip(OpSpec):
     op: Literal["flip"]
     p: float = Field(default=0.5, ge=0, le=1, description="probability that a sample is mirrored")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
+    transform_draws_nothing: ClassVar[bool] = True
 
     def transform(self, x, gen):
         return x.flip(-1)

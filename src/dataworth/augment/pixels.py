@@ -109,10 +109,7 @@ def equalize(x):
     (step = (pixels - count of the top value) // 255; identity when step is 0 or one value)."""
     n, c, h, w = x.shape
     values = x.round().clamp(0, 255).long().reshape(n * c, h * w)
-    rows = torch.arange(n * c, device=x.device)[:, None] * 256
-    hist = torch.zeros(n * c * 256, dtype=torch.long, device=x.device)
-    hist.scatter_add_(0, (rows + values).view(-1), torch.ones_like(values).view(-1))
-    hist = hist.view(n * c, 256)
+    hist = _histograms(values)
     top = values.amax(dim=1, keepdim=True)
     step = (h * w - hist.gather(1, top)) // 255  # (n*c, 1)
     distinct = (hist > 0).sum(dim=1, keepdim=True)
@@ -122,6 +119,13 @@ def equalize(x):
     identity = (step == 0) | (distinct <= 1)
     lut = torch.where(identity, torch.arange(256, device=x.device)[None, :], lut)
     return lut.gather(1, values).view(n, c, h, w).to(x.dtype)
+
+
+def _histograms(values: torch.Tensor) -> torch.Tensor:
+    """(rows, 256) counts of each row's values 0..255: one bincount over (row, value) offsets
+    (several times faster on a CPU than scatter_add)."""
+    rows = torch.arange(values.shape[0], device=values.device)[:, None] * 256
+    return torch.bincount((rows + values).view(-1), minlength=values.shape[0] * 256).view(-1, 256)
 
 
 def grayscale(x):
@@ -136,26 +140,41 @@ def adjust_hue(x, shift):
         return x
     hue, sat, val = _rgb_to_hsv(x)
     delta = _per_sample(torch.trunc(shift.to(torch.float64) * 255).to(x.dtype), hue)
-    hue = torch.remainder(hue + delta, 256)
+    hue = hue + delta  # in -255..510: modulo 256 without remainder's slow CPU path
+    hue = hue - 256.0 * torch.floor(hue / 256.0)
     return _hsv_to_rgb(hue, sat, val)
 
 
 def _rgb_to_hsv(x):
-    """Pillow's rgb2hsv: hue, saturation and value bytes (as floats) of whole-number RGB."""
+    """Pillow's rgb2hsv: hue, saturation and value bytes (as floats) of whole-number RGB.
+
+    Float32 wherever C computes in float (or the values are whole numbers), float64 only where C
+    promotes to double; each branch's operands are selected before dividing, so the work is two
+    divisions and one double expression per pixel. Checked on all 2^24 colours against the
+    branch-by-branch form it replaced (and _hsv_to_rgb on all 2^24 HSV bytes): identical."""
     r, g, b = x[:, 0], x[:, 1], x[:, 2]
     maxc = torch.maximum(r, torch.maximum(g, b))
     minc = torch.minimum(r, torch.minimum(g, b))
     span = maxc - minc
-    grey_pixel = span == 0
-    cr = torch.where(grey_pixel, torch.ones_like(span), span)
-    s = cr / torch.where(maxc == 0, torch.ones_like(maxc), maxc)
-    rc, gc, bc = (maxc - r) / cr, (maxc - g) / cr, (maxc - b) / cr
-    d = lambda t: t.to(torch.float64)  # C adds the double constants 2.0 and 4.0 in double
-    h = torch.where(r == maxc, bc - gc, torch.where(g == maxc, (2.0 + d(rc) - d(bc)).float(), (4.0 + d(gc) - d(rc)).float()))
-    # C: float h; h = fmod(h / 6.0 + 1.0, 1.0) in double, stored back in a float.
-    h = torch.remainder(h.to(torch.float64) / 6.0 + 1.0, 1.0).to(torch.float32).to(torch.float64)
-    hue = torch.where(grey_pixel, 0.0, torch.floor(h * 255.0).clamp(0, 255).to(x.dtype))  # (int) of h >= 0
-    sat = torch.where(grey_pixel, 0.0, torch.floor(s.to(torch.float64) * 255.0).clamp(0, 255).to(x.dtype))
+    # 0/1 masks from signs (exact for any values, also the fractional ones a bilinear resize
+    # leaves; torch.where and comparisons are several times slower on a CPU).
+    chromatic = torch.sign(span)  # 0 on grey pixels (hue and saturation 0), else 1
+    cr = span + (1.0 - chromatic)
+    s = cr / (maxc + (1.0 - torch.sign(maxc)))  # maxc == 0 only on grey pixels
+    # C: r max: h = bc - gc; g max: h = 2.0 + rc - bc; b max: h = 4.0 + gc - rc, with
+    # xc = (maxc - x) / cr in float. As (base + first - second) in double: exact before the one
+    # rounding to float, which is what float arithmetic (r max) and the double expressions give.
+    r_max = 1.0 + torch.sign(r - maxc)  # 1 where r is the largest
+    g_max = (1.0 + torch.sign(g - maxc)) * (1.0 - r_max)  # 1 where g is, and r is not
+    b_max = 1.0 - r_max - g_max
+    first = (maxc - (r_max * b + g_max * r + b_max * g)) / cr
+    second = (maxc - (r_max * g + g_max * b + b_max * r)) / cr
+    base = (2.0 * g_max + 4.0 * b_max).to(torch.float64)
+    h = (base + first.to(torch.float64) - second.to(torch.float64)).to(torch.float32)
+    # C: h = fmod(h / 6.0 + 1.0, 1.0) in double (the argument is in [1, 2): frac is fmod), stored in a float.
+    h = torch.frac(h.to(torch.float64) / 6.0 + 1.0).to(torch.float32)
+    hue = torch.floor(h.to(torch.float64) * 255.0).clamp(0, 255).to(x.dtype) * chromatic
+    sat = torch.floor(s.to(torch.float64) * 255.0).clamp(0, 255).to(x.dtype) * chromatic
     return hue, sat, maxc
 
 
@@ -166,19 +185,30 @@ def _hsv_to_rgb(hue, sat, val):
     i = torch.floor(h6)
     f = (h6 - i).to(torch.float32).to(torch.float64)
     fs = (sat.to(torch.float64) / 255.0).to(torch.float32).to(torch.float64)
-    v = val.to(torch.float64)
-    half_up = lambda t: torch.floor(t + 0.5).clamp(0, 255)
-    p = half_up(v * (1.0 - fs))
-    q = half_up(v * (1.0 - fs * f))
-    t = half_up(v * (1.0 - fs * (1.0 - f)))
-    sector = torch.remainder(i, 6).long()
-    # Pillow's switch on the sector: which of (v, t, p, q) each of r, g, b takes.
-    table = torch.tensor([[0, 1, 2], [3, 0, 2], [2, 0, 1], [2, 3, 0], [1, 2, 0], [0, 2, 3]], device=hue.device)
-    candidates = torch.stack([v, t, p, q], dim=1)  # (n, 4, h, w)
-    pick = table[sector].permute(0, 3, 1, 2)  # (n, 3, h, w)
-    rgb = candidates.gather(1, pick)
-    rgb = torch.where((sat == 0)[:, None], v[:, None], rgb)  # achromatic: grey at the value
-    return rgb.to(val.dtype)
+    v64 = val.to(torch.float64)
+    half_up = lambda t: torch.floor(t + 0.5).clamp(0, 255).to(val.dtype)
+    p = half_up(v64 * (1.0 - fs))
+    q = half_up(v64 * (1.0 - fs * f))
+    t = half_up(v64 * (1.0 - fs * (1.0 - f)))
+    v = val
+    # i is 0..6 (hue 255 gives 6, Pillow's sector 0): i mod 6 without remainder's slow CPU path.
+    sector = (i - 6.0 * torch.floor(i / 6.0)).to(val.dtype)
+    # Pillow's switch on the sector, (r, g, b) = 0: (v, t, p), 1: (q, v, p), 2: (p, v, t),
+    # 3: (p, q, v), 4: (t, p, v), 5: (v, p, q): sums of candidates times 0/1 masks (exact on whole
+    # numbers; torch.where and a gather over stacked candidates cost several times more on a CPU).
+    s0, s1, s2, s3, s4, s5 = (_is(sector, k) for k in range(6))
+    red = v * (s0 + s5) + q * s1 + p * (s2 + s3) + t * s4
+    green = t * s0 + v * (s1 + s2) + q * s3 + p * (s4 + s5)
+    blue = p * (s0 + s1) + t * s2 + v * (s3 + s4) + q * s5
+    rgb = torch.stack([red, green, blue], dim=1)
+    # Achromatic pixels (saturation 0) are grey at the value (p, q and t are v rounded).
+    grey_pixel = (1.0 - torch.sign(sat))[:, None]
+    return rgb * (1.0 - grey_pixel) + v[:, None] * grey_pixel
+
+
+def _is(values, k: float):
+    """1.0 where the whole-number `values` equal k, else 0.0 (a float mask without a bool pass)."""
+    return (1.0 - (values - k).abs()).clamp_(min=0.0)
 
 
 def gaussian_blur(x, kernel_size: int, sigma: torch.Tensor):

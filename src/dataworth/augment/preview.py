@@ -23,21 +23,28 @@ def _to_display(x, stores_pixels: bool):
     return scaled.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def preview_grid(x, ops: list, stores_pixels: bool, draws: int = 4, seed: int = 0, cell: int = 72, gap: int = 2):
-    """The grid as a PIL image. `ops` are validated OpSpecs; x is (N, C, H, W) float, as training sees it."""
+def preview_grid(x, ops: list, stores_pixels: bool, draws: int = 4, seed: int = 0, cell: int = 72, gap: int = 2,
+                 views: list[list] | None = None):
+    """The grid as a PIL image. `ops` are validated OpSpecs; x is (N, C, H, W) float, as training sees it.
+    `views` (a policy per view of a self-supervised method) replaces `ops`: columns per view."""
     import torch
     from PIL import Image, ImageDraw
 
     from dataworth.augment import Policy
 
     columns = [("image", x)]
-    policy = Policy(ops)
-    for d in range(draws):
-        columns.append((f"policy #{d + 1}", policy(x, torch.Generator(device=x.device).manual_seed(seed + d))))
-    if len(ops) > 1 or (ops and ops[0].p < 1):
-        for op in ops:
-            forced = op.model_copy(update={"p": 1.0})
-            columns.append((f"{op.op} (p=1)", Policy([forced])(x, torch.Generator(device=x.device).manual_seed(seed))))
+    views = views if views is not None else [ops]
+    for v, view_ops in enumerate(views):
+        label = f"view {v + 1} " if len(views) > 1 else "policy "
+        policy = Policy(view_ops)
+        for d in range(draws):
+            columns.append((f"{label}#{d + 1}", policy(x, torch.Generator(device=x.device).manual_seed(seed + d))))
+    for v, view_ops in enumerate(views):
+        if len(view_ops) > 1 or (view_ops and view_ops[0].p < 1):
+            for op in view_ops:
+                forced = op.model_copy(update={"p": 1.0})
+                label = f"v{v + 1} {op.op}" if len(views) > 1 else f"{op.op} (p=1)"
+                columns.append((label, Policy([forced])(x, torch.Generator(device=x.device).manual_seed(seed))))
     label_height, step, n = 14, cell + gap, x.shape[0]
     grid = Image.new("RGB", (step * len(columns), label_height + step * n), "white")
     draw = ImageDraw.Draw(grid)
@@ -65,13 +72,14 @@ def write_policy_grids(spec, out_dir, names: list[str], images: int = 8, draws: 
                        prefix: str = "") -> list[Path]:
     """One PNG per policy in `names` (`<out_dir>/<prefix><policy>.png`), written atomically; returns the paths."""
     from dataworth.files import atomic_path
-    from dataworth.study import policy_ops
+    from dataworth.study import policy_views
 
     x = training_images(spec, images)
     stores_pixels = bool(getattr(spec.dataset, "stores_pixels", False))
     paths = []
     for name in names:
-        grid = preview_grid(x, policy_ops(spec.augmentations[name]), stores_pixels, draws=draws, seed=seed)
+        views = policy_views(spec.augmentations[name])  # one list, or one per view of an SSL method
+        grid = preview_grid(x, views[0], stores_pixels, draws=draws, seed=seed, views=views)
         path = Path(out_dir) / f"{prefix}{name}.png"
         with atomic_path(path) as tmp:
             grid.save(tmp, format="PNG")

@@ -25,6 +25,9 @@ class OpSpec(BaseModel):
     omitted_at_default: ClassVar[tuple[str, ...]] = ()
     # True: the p draw comes first and only the chosen images are transformed (issue 17's ops).
     draw_p_first: ClassVar[bool] = False
+    # True for ops whose transform draws no random numbers (flips): the p draw is then the same
+    # whether it comes before or after, so a CPU transforms only the chosen images (same result).
+    transform_draws_nothing: ClassVar[bool] = False
     p: float = Field(default=1.0, ge=0, le=1, description="probability that a sample gets this op")
 
     @model_serializer(mode="wrap")
@@ -51,8 +54,17 @@ class OpSpec(BaseModel):
 
             chosen = torch.rand(x.shape[0], generator=gen, device=x.device) < self.p
             return apply_where(x, chosen, lambda images, index: self.transform(images, gen))
+        if self.transform_draws_nothing and self.p < 1.0 and x.device.type == "cpu":
+            keep = torch.rand(x.shape[0], generator=gen, device=x.device) >= self.p
+            chosen = (~keep).nonzero().view(-1)
+            return x.clone().index_copy_(0, chosen, self.transform(x.index_select(0, chosen), gen))
         out = self.transform(x, gen)
         if self.p >= 1.0:
             return out
         keep = torch.rand(x.shape[0], generator=gen, device=x.device) >= self.p
-        return torch.where(keep.view(-1, *([1] * (x.dim() - 1))), x, out)
+        if x.device.type != "cpu":
+            return torch.where(keep.view(-1, *([1] * (x.dim() - 1))), x, out)
+        # On a CPU the kept images are copied back by index: the same result as torch.where, which
+        # is several times slower there (a bool condition broadcast over every value).
+        kept = keep.nonzero().view(-1)
+        return out.clone().index_copy_(0, kept, x.index_select(0, kept))

@@ -150,27 +150,13 @@ def resized_crop(x: torch.Tensor, top, left, height, width) -> torch.Tensor:
 def windows(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """padded[i, :, top[i] : top[i] + h, left[i] : left[i] + w] for every image i.
 
-    The offsets are few (2 padding + 1 per axis), so each axis is cut by sorting the batch by its
-    offset and copying one slice per offset value: several times faster on a CPU than gathering
-    pixel by pixel, and 2 (2p + 1) slices rather than (2p + 1)^2."""
-    return _cut(_cut(padded, left, w, dim=3), top, h, dim=2)
-
-
-def _cut(x: torch.Tensor, start: torch.Tensor, length: int, dim: int) -> torch.Tensor:
-    order = torch.argsort(start, stable=True)
-    counts = torch.bincount(start, minlength=x.shape[dim] - length + 1).tolist()
-    ordered = x.index_select(0, order)
-    shape = list(x.shape)
-    shape[dim] = length
-    out = torch.empty(shape, dtype=x.dtype, device=x.device)
-    first = 0
-    for offset, count in enumerate(counts):
-        if count:
-            out[first : first + count] = ordered[first : first + count].narrow(dim, offset, length)
-        first += count
-    back = torch.empty_like(order)
-    back[order] = torch.arange(len(order), device=order.device)
-    return out.index_select(0, back)
+    One gather over each flattened padded image with a per-image index of its window: about half
+    the time of cutting the batch by offset (sort, one slice per offset and axis, unsort) on a CPU."""
+    n, c, hp, wp = padded.shape
+    rows = top.view(n, 1, 1) + torch.arange(h, device=padded.device).view(1, h, 1)
+    cols = left.view(n, 1, 1) + torch.arange(w, device=padded.device).view(1, 1, w)
+    index = (rows * wp + cols).view(n, 1, h * w).expand(n, c, h * w)
+    return padded.reshape(n, c, hp * wp).gather(2, index).view(n, c, h, w)
 
 
 def pad(x: torch.Tensor, padding: int, mode: str) -> torch.Tensor:

@@ -9,14 +9,14 @@ from torch import nn
 
 from dataworth.files import load_torch
 from dataworth.methods import method_of
-from dataworth.models import build_model
+from dataworth.models import build_run_model
 from dataworth.models.ssl import build_ssl_network
 
 
 def load_network(run: dict, sample_shape: tuple[int, ...], num_classes: int, model_path, device) -> nn.Module:
     """The run's model.pt as its network (in eval mode): the classifier of a supervised run,
     the encoder + projector of a self-supervised one. Both have `features(x)`."""
-    model = build_model(run["model"]["name"], run["model"]["width"], sample_shape, num_classes)
+    model = build_run_model(run["model"], sample_shape, num_classes)
     network = build_ssl_network(model, run["ssl"]) if has_projector(run) else model
     network.load_state_dict(load_torch(model_path, map_location=device))
     return network.to(device).eval()

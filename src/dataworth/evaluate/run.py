@@ -17,7 +17,7 @@ from dataworth.data import load_dataset, nested_subset
 from dataworth.evaluate.classification import evaluate_split
 from dataworth.files import load_torch
 from dataworth.methods import method_of
-from dataworth.models import build_model
+from dataworth.models import build_run_model
 from dataworth.runs import RunDir
 from dataworth.study import run_row
 from dataworth.tracking.schemas import SUMMARY, TRAINING, read_parquet, write_parquet
@@ -41,7 +41,7 @@ def evaluate_run(run_dir: RunDir, data_path: str | Path, eval_cfg: dict | None =
     if training["status"] == "ok" and method_of(run).uses_labels:  # a trained classifier head
         device = resolve_device(run["train"]["device"])
         data = load_dataset(data_path, device)
-        model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
+        model = build_run_model(run["model"], data.sample_shape, data.num_classes)
         model.load_state_dict(load_torch(run_dir.model, map_location=device))
         model = data.for_evaluation(model.to(device))  # pixel datasets: normalised per batch (issue 16)
         subset = torch.as_tensor(nested_subset(data.y["train"].cpu().numpy(), run["n_train"], run["seed"]), device=device)

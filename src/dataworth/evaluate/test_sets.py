@@ -127,7 +127,7 @@ def test_sets_run(run_dir, data_path: str | Path, eval_cfg: dict | None = None, 
     from dataworth.data.cache import read_ref
     from dataworth.evaluate.classification import evaluate_split
     from dataworth.files import load_torch
-    from dataworth.models import build_model
+    from dataworth.models import build_run_model
     from dataworth.tracking.schemas import TEST_SETS, TRAINING, read_parquet, write_parquet
     from dataworth.train.run import resolve_device
 
@@ -140,7 +140,7 @@ def test_sets_run(run_dir, data_path: str | Path, eval_cfg: dict | None = None, 
     if status == "ok":
         device = resolve_device(run["train"]["device"])
         data = load_dataset(data_path, device)
-        model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
+        model = build_run_model(run["model"], data.sample_shape, data.num_classes)
         model.load_state_dict(load_torch(run_dir.model, map_location=device))
         model = data.for_evaluation(model.to(device))  # uint8 batches, normalised like training
         root = _data_root(run_dir)

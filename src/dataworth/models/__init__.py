@@ -1,7 +1,9 @@
 """Models. Each is an `encoder` (its representation, `features`) followed by a linear `head`.
 
-`build_model(name, width, sample_shape, num_classes)`; `MODEL_MODALITIES` says which data each
-takes, so a study is checked before any job starts.
+`build_model(name, width, sample_shape, num_classes, **options)`; `build_run_model(run["model"], ...)`
+for a run's model section. `MODEL_MODALITIES` says which data each takes and `MODEL_OPTIONS` which
+options each has, so a study is checked before any job starts. The image models after `resnet18`
+are the architectures of Geiping et al. (2022) (docs/paper.md says which config each reproduces).
 """
 
 from __future__ import annotations
@@ -16,6 +18,42 @@ MODEL_MODALITIES: dict[str, tuple[str, ...]] = {
     "mnist1d_mlp": ("signal1d", "image"),
     "mnist1d_cnn": ("signal1d",),
     "mnist1d_gru": ("signal1d",),
+    # --- issue 18: the paper's architectures (fig. 3b, fig. 4) ---
+    "flip_invariant_resnet18": ("image",),
+    "orbit_resnet18": ("image",),
+    "e2_resnet18": ("image",),
+    "vgg13": ("image",),
+    "pyramidnet110": ("image",),
+    "convmixer": ("image",),
+    "swin": ("image",),
+}
+
+# What `width` means for each model (docs and validation messages).
+WIDTH_MEANING: dict[str, str] = {
+    "mlp": "hidden units",
+    "cnn1d": "base channels",
+    "cnn2d": "base channels",
+    "resnet18": "first-stage channels (64 in the standard network)",
+    "flip_invariant_resnet18": "first-stage channels (64)",
+    "orbit_resnet18": "first-stage channels (64)",
+    "e2_resnet18": "first-stage channels of the plain network it matches (64); fields = width*sqrt(|G|)/|G|",
+    "vgg13": "first-stage channels (64)",
+    "pyramidnet110": "alpha, the channels added over the network (84 in the paper)",
+    "convmixer": "dim (256 in the paper)",
+    "swin": "embed_dim (128 in the paper)",
+    "linear": "not used (write 1): logistic regression has no hidden layer",
+    "mnist1d_mlp": "hidden units (256 in the MNIST-1D benchmark)",
+    "mnist1d_cnn": "channels (25 in the MNIST-1D benchmark)",
+    "mnist1d_gru": "hidden units per direction (6 in the MNIST-1D benchmark)",
+}
+
+# Options a model takes besides its width, with their allowed values (the first is the default).
+RESNET_OPTIONS = {"downsample": ("B", "C"), "init": ("torch", "paper")}
+MODEL_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "resnet18": RESNET_OPTIONS,
+    "flip_invariant_resnet18": RESNET_OPTIONS,
+    "orbit_resnet18": RESNET_OPTIONS,
+    "e2_resnet18": {"group": ("d2", "d4")},
 }
 
 
@@ -31,6 +69,13 @@ PARAMETERS_PER_WIDTH_SQUARED: dict[str, int] = {
     "mnist1d_mlp": 1,  # Linear(width, width)
     "mnist1d_cnn": 6,  # conv3 width->width, twice
     "mnist1d_gru": 6,  # 3 gates x width->width, two directions
+    "flip_invariant_resnet18": 2727,
+    "orbit_resnet18": 2727,
+    "e2_resnet18": 2000,  # ~2727 for wide networks; rounding fields down costs up to ~25% at width 8
+    "vgg13": 2295,  # 9 * (1 + 2 + 4 + 8 + 16 + 32 + 3 * 64): its 3x3 convs after the first
+    "pyramidnet110": 300,  # ~333 alpha^2 for large alpha: 18 * sum_k (k alpha / 54)^2 over 54 blocks
+    "convmixer": 16,  # 16 pointwise convs dim -> dim
+    "swin": 248,  # 4 blocks * 12 C^2 + merge 8 C^2 + 4 blocks * 12 (2C)^2
 }
 
 
@@ -39,10 +84,20 @@ def estimated_parameters(name: str, width: int) -> int:
     return PARAMETERS_PER_WIDTH_SQUARED[name] * width * width
 
 
-def build_model(name: str, width: int, sample_shape: tuple[int, ...], num_classes: int):
+def input_problem(name: str, sample_shape: tuple[int, ...]) -> str | None:
+    """Why the model cannot take samples of this shape, or None."""
+    if name == "swin":
+        from dataworth.models.swin import swin_input_problem
+
+        return swin_input_problem(tuple(sample_shape))
+    if name == "vgg13" and min(sample_shape[1:]) < 32:
+        return f"pools five times by 2 and needs images of at least 32x32, not {sample_shape[1]}x{sample_shape[2]}"
+    return None
+
+
+def build_model(name: str, width: int, sample_shape: tuple[int, ...], num_classes: int, **options):
     from dataworth.models.cnn import CNN1d, CNN2d
     from dataworth.models.mlp import MLP
-    from dataworth.models.resnet import ResNet18
 
     in_channels = sample_shape[0]
     if name == "mlp":
@@ -51,8 +106,31 @@ def build_model(name: str, width: int, sample_shape: tuple[int, ...], num_classe
         return CNN1d(in_channels, width, num_classes)
     if name == "cnn2d":
         return CNN2d(in_channels, width, num_classes)
-    if name == "resnet18":
-        return ResNet18(in_channels, width, num_classes)
+    if name in ("resnet18", "flip_invariant_resnet18", "orbit_resnet18"):
+        from dataworth.models.resnet import FlipInvariantResNet18, OrbitResNet18, ResNet18
+
+        cls = {"resnet18": ResNet18, "flip_invariant_resnet18": FlipInvariantResNet18, "orbit_resnet18": OrbitResNet18}
+        return cls[name](in_channels, width, num_classes, **options)
+    if name == "e2_resnet18":
+        from dataworth.models.equivariant import EquivariantResNet18
+
+        return EquivariantResNet18(in_channels, width, num_classes, **options)
+    if name == "vgg13":
+        from dataworth.models.vgg import VGG13
+
+        return VGG13(in_channels, width, num_classes)
+    if name == "pyramidnet110":
+        from dataworth.models.pyramidnet import PyramidNet
+
+        return PyramidNet(in_channels, width, num_classes, depth=110)
+    if name == "convmixer":
+        from dataworth.models.convmixer import ConvMixer
+
+        return ConvMixer(in_channels, width, num_classes)
+    if name == "swin":
+        from dataworth.models.swin import Swin
+
+        return Swin(in_channels, sample_shape[-1], width, num_classes)
     # --- issue 18 item 5
     from dataworth.models import mnist1d_baselines as baselines
 
@@ -66,3 +144,9 @@ def build_model(name: str, width: int, sample_shape: tuple[int, ...], num_classe
         return baselines.Mnist1dGRU(sample_shape, width, num_classes)
     # ---
     raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODEL_MODALITIES)}")
+
+
+def build_run_model(model: dict, sample_shape: tuple[int, ...], num_classes: int):
+    """The model of a run's `model` section: name, width and the options it sets."""
+    options = {k: v for k, v in model.items() if k not in ("name", "width") and v is not None}
+    return build_model(model["name"], model["width"], sample_shape, num_classes, **options)

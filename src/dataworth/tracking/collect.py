@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from dataworth.runs import EVALUATIONS, SUMMARY_STAGE, RunDir
 from dataworth.tracking.schemas import METRICS, RUN_TABLE, SUMMARY, conform, read_parquet, stage_schema, write_parquet
@@ -58,9 +59,9 @@ def join_evaluations(summaries: pd.DataFrame, evaluation_paths) -> pd.DataFrame:
             evaluation = pivot(evaluation)
             dynamic += [c for c in evaluation.columns if c != "run_id"]
         metrics = metrics.merge(evaluation, on="run_id", how="left")
-    for column in METRICS.names:
-        if column not in metrics.columns:
-            metrics[column] = None
+    for field in METRICS:  # stages not run: nulls of the column's type, as read back from Parquet
+        if field.name not in metrics.columns:
+            metrics[field.name] = pa.nulls(len(metrics), type=field.type).to_pandas().set_axis(metrics.index)
     return metrics[[*METRICS.names, *dynamic]]
 
 

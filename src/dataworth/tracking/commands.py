@@ -57,7 +57,9 @@ def cmd_track(args) -> None:
         raise SystemExit(1) from None
     print(report.line())
     if fields.is_server(report.tracking_uri):
-        print(f"open {report.tracking_uri.rstrip('/')}/#/experiments/{report.experiment_id}")
+        from dataworth.tracking.ui_links import runs_table_url
+
+        print(f"open {runs_table_url(report.tracking_uri, report.experiment_id)}")
     else:
         print("browse it with `dataworth ui` (or `make ui`)")
     if args.record:
@@ -107,7 +109,15 @@ def cmd_ui(args) -> None:
               f"--port out for the first free one from {UI_FIRST_PORT}", file=sys.stderr)
         raise SystemExit(1)
     port = args.port or _free_port(args.host, UI_FIRST_PORT)
+    # --- issue 20 items 3 and 6: a moved checkout's artifacts; the link to the study's runs table
+    from dataworth.tracking.ui_links import print_ui_links
+    from dataworth.tracking.relocate import relocate_artifacts
+
+    if moved_from := relocate_artifacts(uri, study_dir, study.name):
+        print(f"artifact locations moved from {moved_from} to this checkout")
     print(f"MLflow UI for study {study.name!r}: http://{args.host}:{port}  (store {uri}; Ctrl-C stops it)", flush=True)
+    print_ui_links(f"http://{args.host}:{port}", uri, study.name)
+    # ---
     # The UI needs none of the server's background job workers (they run GenAI scorers).
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     command = [

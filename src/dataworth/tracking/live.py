@@ -182,7 +182,7 @@ class LiveLogger:
         metrics = []
         for row in rows:
             for column, key in fields.HISTORY_METRICS.items():
-                value = fields.metric_value(row[column])
+                value = fields.metric_value(row.get(column))  # held-out columns: only on evaluated steps
                 if value is None:
                     continue
                 step = int(row["step"])

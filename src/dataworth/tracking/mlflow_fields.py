@@ -33,7 +33,10 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 # history.parquet column -> metric name. The summary's train_loss is the loss on the whole
 # training subset after training; these are means over the augmented batches while training.
-HISTORY_METRICS = {"loss": "batch_loss", "accuracy": "batch_accuracy", "lr": "learning_rate"}
+HISTORY_METRICS = {"loss": "batch_loss", "accuracy": "batch_accuracy", "lr": "learning_rate",
+                   # issue 20 item 1: held-out curves (train.eval_every), on the steps evaluated only
+                   "test_loss": "heldout_test_loss", "test_accuracy": "heldout_test_accuracy",
+                   "ood_loss": "heldout_ood_loss", "ood_accuracy": "heldout_ood_accuracy"}
 
 # summary.parquet / training.parquet columns logged as the run's final metrics.
 SUMMARY_METRICS = (
@@ -45,6 +48,10 @@ TRAINING_METRICS = ("final_loss", "startup_seconds")
 EVALUATION_METRICS = (
     "probe_test_accuracy", "probe_ood_accuracy", "probe_train_loss", "knn_test_accuracy", "knn_ood_accuracy",
     "rankme_encoder", "rankme_projector",
+    # issue 19 part B: the mechanism stages (null, so not logged, where a study leaves them off)
+    "invariance_agreement", "invariance_cosine", "gradient_snr", "gradient_noise_scale", "gradient_norm_mean",
+    "gradient_cosine_image_mean", "gradient_cosine_batch_mean", "flatness_distance", "hessian_trace",
+    "local_complexity_test", "local_complexity_train",
 )
 
 
@@ -100,7 +107,11 @@ def run_params(run: dict) -> dict[str, str]:
         if key in train:
             params[key] = train[key]
     params["eval_batch_size"] = run["eval"]["batch_size"]
-    params["augmentation_ops"] = json.dumps(run["augmentation"]["ops"], sort_keys=True)
+    if "views" in run["augmentation"]:  # issue 17: a policy per view of a self-supervised method
+        for i, ops in enumerate(run["augmentation"]["views"], start=1):
+            params[f"augmentation_view{i}_ops"] = json.dumps(ops, sort_keys=True)
+    else:
+        params["augmentation_ops"] = json.dumps(run["augmentation"]["ops"], sort_keys=True)
     for key in ("rounds", "first_round_clean"):  # issue 17: only policies with fixed repetitions have them
         if key in run["augmentation"]:
             params[f"augmentation_{key}"] = run["augmentation"][key]

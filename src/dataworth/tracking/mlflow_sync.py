@@ -39,6 +39,8 @@ from typing import Callable
 from dataworth.runs import EVALUATIONS, SUMMARY_STAGE, RunDir
 from dataworth.study import Study
 from dataworth.tracking import mlflow_fields as fields
+from dataworth.tracking import study_run, ui_links
+from dataworth.tracking.relocate import artifacts_uri, relocate_artifacts
 from dataworth.tracking.provenance import code_version
 from dataworth.tracking.collect import run_metrics
 from dataworth.tracking.schemas import HISTORY, TRAINING, read_parquet
@@ -99,6 +101,8 @@ def sync_study(
     report = SyncReport(study.name, fields.shown_uri(uri), runs_in_study=len(study.runs))
     with _one_sync_at_a_time(study_dir, echo), _one_sync_per_store(uri, echo):
         _check_server(uri)
+        if moved_from := relocate_artifacts(uri, study_dir, study.name):  # issue 20 item 6: a moved checkout
+            echo(f"artifact locations of the store moved from {moved_from} to this checkout")
         try:
             _sync(study, study_dir, uri, report, echo)
         except (MlflowException, RequestException, OSError) as exc:
@@ -122,6 +126,12 @@ def _sync(study: Study, study_dir: Path, uri: str, report: SyncReport, echo) -> 
     runs, study_runs = _existing_runs(client, experiment_id)
 
     parent = _keep_one(client, study_runs, echo)
+    # --- issue 20 item 2: the study run holds the study's identity as params, which MLflow never changes
+    if parent is not None and (changed := study_run.identity_changed(study, parent.data.params)):
+        client.delete_run(parent.info.run_id)
+        echo(f"the study's identity changed ({', '.join(changed)}): its MLflow study run was replaced by a new one")
+        parent = None
+    # ---
     parent_id = parent.info.run_id if parent else _create_study_run(client, experiment_id, study)
     report.study_run_id = parent_id
 
@@ -154,6 +164,9 @@ def _sync(study: Study, study_dir: Path, uri: str, report: SyncReport, echo) -> 
             report.study_run_id = kept_parent or report.study_run_id
             if not changed:
                 break
+    # issue 20 item 3: the saved view the UI link opens (the runs table, useful columns, every run)
+    test_sets = tuple(f"{name}_accuracy" for name in (getattr(study.spec.eval, "test_sets", None) or {}))
+    ui_links.save_view(client, experiment_id, test_sets)
 
 
 def _remove_duplicates(client, experiment_id: str, run_ids: set[str], echo) -> tuple[str, bool]:
@@ -196,7 +209,7 @@ def _experiment(client, study: Study, study_dir: Path, uri: str, echo) -> str:
     experiment = client.get_experiment_by_name(study.name)
     if experiment is None:
         # The study's own store keeps artifacts beside it; a server decides for itself.
-        location = None if fields.is_server(uri) else (study_dir / "mlartifacts").resolve().as_uri()
+        location = None if fields.is_server(uri) else artifacts_uri(study_dir)
         try:
             return client.create_experiment(study.name, artifact_location=location, tags=tags)
         except MlflowException as exc:  # a live logger created it a moment ago
@@ -265,6 +278,13 @@ def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir,
     fingerprint = _fingerprint(rd, parent_id, log_models)
     if mlrun is not None and mlrun.data.tags.get(fields.SYNCED_TAG) == fingerprint:
         return "unchanged", summary["status"]
+    # --- issue 20: only the study run is new (the study's identity changed): point the run at it, send nothing again
+    earlier_parent = mlrun.data.tags.get(fields.PARENT_TAG) if mlrun is not None else None
+    if earlier_parent and mlrun.data.tags.get(fields.SYNCED_TAG) == _fingerprint(rd, earlier_parent, log_models):
+        client.set_tag(mlrun.info.run_id, fields.PARENT_TAG, parent_id)
+        client.set_tag(mlrun.info.run_id, fields.SYNCED_TAG, fingerprint)
+        return "unchanged", summary["status"]
+    # ---
     training = read_parquet(rd.training, TRAINING).iloc[0].to_dict()
     history = read_parquet(rd.history, HISTORY)
     params = fields.run_params(run)
@@ -286,7 +306,7 @@ def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir,
 
     from mlflow.entities import Metric, Param, RunTag
 
-    metrics = [Metric(key, value, ts, step) for key, value, ts, step in _history_points(history, rd, on_server)]
+    metrics = [Metric(key, value, ts, step) for key, value, ts, step in _history_points(history, rd, on_server, training)]
     step = int(summary["steps_completed"])
     summary_time = _mtime_ms(rd.summary)
     final = {**{k: summary[k] for k in (*fields.SUMMARY_METRICS, *fields.EVALUATION_METRICS)},
@@ -308,16 +328,26 @@ def _sync_run(client, experiment_id: str, parent_id: str, run: dict, rd: RunDir,
     for path in _run_files(rd, log_models):
         client.log_artifact(mlrun_id, str(path))
     _log_folder(client, mlrun_id, rd.path / "logs")
-    client.set_terminated(mlrun_id, "FINISHED", end_time=summary_time)
+    client.set_terminated(mlrun_id, "FINISHED", end_time=_record_time_ms(training, "ended_at") or summary_time)
     # Last: a sync cut off before this line sends the run again next time.
     client.set_tag(mlrun_id, fields.SYNCED_TAG, fingerprint)
     return outcome, summary["status"]
 
 
 def _create_run(client, experiment_id: str, run: dict, rd: RunDir, training: dict) -> str:
-    started = _mtime_ms(rd.training) - int(1000 * (training["wall_seconds"] or 0))
+    started = _record_time_ms(training, "started_at")
+    if started is None:  # a run trained before training.parquet recorded its times
+        started = _mtime_ms(rd.training) - int(1000 * (training["wall_seconds"] or 0))
     tags = {k: v for k, v in fields.run_tags(run).items() if k != fields.RUN_NAME_TAG}
     return client.create_run(experiment_id, start_time=started, tags=tags, run_name=fields.run_name(run)).info.run_id
+
+
+def _record_time_ms(training: dict, column: str) -> int | None:
+    """training.parquet's started_at / ended_at in ms since the epoch (issue 20 item 4), or None."""
+    import pandas as pd
+
+    value = training.get(column)
+    return None if value is None or pd.isna(value) else int(pd.Timestamp(value).timestamp() * 1000)
 
 
 def _history_on_server(client, mlrun_id: str, key: str) -> dict[int, float]:
@@ -335,12 +365,12 @@ def _curve_differs(history, on_server: dict[str, dict[int, float]]) -> bool:
     return False
 
 
-def _history_points(history, rd: RunDir, on_server: dict):
+def _history_points(history, rd: RunDir, on_server: dict, training: dict):
     """(key, value, timestamp, step) of each history value MLflow does not hold yet.
 
-    Timestamps come from the file (its time, less the training time still to come at that row),
-    so the same file always gives the same points."""
-    end = _mtime_ms(rd.history)
+    Timestamps come from the training record's end (the file's time for older runs), less the
+    training time still to come at that row, so the same files always give the same points."""
+    end = _record_time_ms(training, "ended_at") or _mtime_ms(rd.history)
     last_elapsed = float(history["elapsed_seconds"].iloc[-1]) if len(history) else 0.0
     for row in history.itertuples(index=False):
         timestamp = end - int(1000 * (last_elapsed - row.elapsed_seconds))
@@ -377,7 +407,8 @@ def _sync_study_run(client, parent_id: str, study: Study, study_dir: Path, statu
     files = [study_dir / name for name in ANALYSIS_FILES if (study_dir / name).exists()]
     report_files = _visible_files(study_dir / REPORT_DIR)
     spec = json.dumps(study.spec.model_dump(mode="json"), indent=2, sort_keys=True)
-    fingerprint = _files_hash(files + report_files, [SYNC_FORMAT, spec, sorted(statuses.items())])
+    fingerprint = _files_hash(files + report_files,
+                              [SYNC_FORMAT, study_run.STUDY_RUN_FORMAT, spec, sorted(statuses.items())])
     if parent.data.tags.get(fields.SYNCED_TAG) == fingerprint:
         return
 
@@ -397,13 +428,20 @@ def _sync_study_run(client, parent_id: str, study: Study, study_dir: Path, statu
         "dataworth.git_dirty": version["git_dirty"],
         fields.GIT_COMMIT_TAG: version["git_commit"],
     }
+    # --- issue 20 item 2: identity as params, results as metrics, a description
+    from mlflow.entities import Param
+
+    results = study_run.study_metrics(study_dir)
+    metrics += [Metric(k, v, now, 0) for k, v in results.items() if parent.data.metrics.get(k) != v]
+    params = [Param(k, v) for k, v in study_run.study_params(study).items() if k not in parent.data.params]
+    tags[study_run.DESCRIPTION_TAG] = study_run.description(study, results)
     # --- issue 18 item 4: the published-vs-reproduced rows (analysis/reference.py)
     reference_metrics, reference_tags = _reference_fields(study_dir)
     metrics += [Metric(k, v, now, 0) for k, v in reference_metrics.items() if parent.data.metrics.get(k) != v]
     tags.update(reference_tags)
     # ---
     tags = [RunTag(k, fields.as_text(v)) for k, v in tags.items() if v is not None]
-    client.log_batch(parent_id, metrics=metrics, tags=tags)
+    client.log_batch(parent_id, metrics=metrics, params=params, tags=tags)
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / "study.json"
         spec_path.write_text(spec + "\n")

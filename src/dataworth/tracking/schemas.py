@@ -51,6 +51,15 @@ HISTORY = _schema(
      "mean training-batch accuracy (augmented batches) since the previous row; null for self-supervised methods"),
     ("lr", pa.float64(), "learning rate at this step"),
     ("elapsed_seconds", pa.float64(), "training-loop seconds since the first step"),
+    # issue 19: train.log_local_complexity_every (evaluate/local_complexity.py); null between measurements
+    ("local_complexity_test", pa.float64(), "mean boundary crossings around the fixed test points (null if not measured)"),
+    ("local_complexity_train", pa.float64(), "the same around the run's training points"),
+    # issue 20 item 1: held-out curves (train.eval_every; train/heldout.py), null on the other rows
+    ("test_loss", pa.float64(), "cross-entropy on a fixed subset of the test set (train.eval_samples) at this step; "
+     "null unless train.eval_every asks for this step"),
+    ("test_accuracy", pa.float64(), "accuracy on that test subset at this step (null like test_loss)"),
+    ("ood_loss", pa.float64(), "cross-entropy on a fixed subset of the OOD set at this step (null like test_loss)"),
+    ("ood_accuracy", pa.float64(), "accuracy on that OOD subset at this step (null like test_loss)"),
 )
 
 TRAINING = _schema(
@@ -70,6 +79,9 @@ TRAINING = _schema(
     ("slurm_job_id", pa.string(), "SLURM job id of the job that finished the run (null outside SLURM)"),
     ("git_commit", pa.string(), "git commit of the dataworth source that trained the run (null outside a checkout)"),
     ("git_dirty", pa.bool_(), "whether that source had uncommitted changes or untracked files"),
+    # issue 20 item 4: wall-clock times (MLflow's start and end of the run; file times are not)
+    ("started_at", pa.timestamp("ms", tz="UTC"), "when the training process that finished the run started"),
+    ("ended_at", pa.timestamp("ms", tz="UTC"), "when it had written the run's outputs"),
 )
 
 SUMMARY = _schema(
@@ -133,9 +145,88 @@ TEST_SETS = _schema(
 )
 # ---
 
+# --- issue 19 part B: the mechanisms (evaluate/invariance.py, gradient_stats.py, flatness.py,
+# local_complexity.py), each a stage switched on in `eval:`. One row per run each, joined into
+# metrics.parquet; invariance and local complexity also leave a detail file (per transformation,
+# per layer) in the run directory.
+INVARIANCE = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("invariance_policy", pa.string(), "the run's own policy, whose invariance the next columns are (null: no augmentation)"),
+    ("invariance_samples", pa.int64(), "fixed test images measured (eval.invariance.samples)"),
+    ("invariance_views", pa.int64(), "augmented views per image (eval.invariance.views)"),
+    ("invariance_agreement", pa.float64(),
+     "share of views of the run's own policy predicted as the clean image (null: no head, or no augmentation)"),
+    ("invariance_cosine", pa.float64(), "mean cosine similarity of encoder features of a view and its clean image"),
+    ("invariance_seconds", pa.float64(), "invariance job time for the run (every policy of the study)"),
+)
+INVARIANCE_OPS = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("policy", pa.string(), "a non-empty policy of the study"),
+    ("transformation", pa.string(), "all (the whole policy), or <i>:<op> (its i-th op alone, as configured)"),
+    ("agreement", pa.float64(), "share of views predicted as the clean image (null for runs without a head)"),
+    ("cosine", pa.float64(), "mean cosine similarity of the encoder features of a view and its clean image"),
+)
+GRADIENT_STATS = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("gradient_batches", pa.int64(), "batch gradients m on the run's augmented training distribution (eval.gradient_stats.batches)"),
+    ("gradient_batch_size", pa.int64(), "samples per batch gradient (the run's train.batch_size, at most n_train)"),
+    ("gradient_snr", pa.float64(), "‖mean of the batch gradients‖ / ‖their per-coordinate std‖ (inf: all equal)"),
+    ("gradient_noise_scale", pa.float64(), "B_simple = tr(Σ)/‖G‖² (McCandlish et al. 2018), the paper's estimator"),
+    ("gradient_norm_mean", pa.float64(), "mean of the batch gradients' norms"),
+    ("gradient_norm_std", pa.float64(), "std (ddof 1) of the batch gradients' norms"),
+    ("gradient_norm_q10", pa.float64(), "10% quantile of the batch gradients' norms"),
+    ("gradient_norm_q50", pa.float64(), "median of the batch gradients' norms"),
+    ("gradient_norm_q90", pa.float64(), "90% quantile of the batch gradients' norms"),
+    ("gradient_cosine_image_mean", pa.float64(), "mean cosine similarity of per-sample gradient pairs (eval mode)"),
+    ("gradient_cosine_image_std", pa.float64(), "std of the per-sample gradient pairs' cosine similarity"),
+    ("gradient_cosine_image_pairs", pa.int64(), "per-sample gradient pairs (every pair of eval.gradient_stats.image_samples)"),
+    ("gradient_cosine_batch_mean", pa.float64(), "mean cosine similarity of batch-gradient pairs"),
+    ("gradient_cosine_batch_std", pa.float64(), "std of the batch-gradient pairs' cosine similarity"),
+    ("gradient_cosine_batch_pairs", pa.int64(), "batch-gradient pairs (every pair of the m)"),
+    ("gradient_stats_seconds", pa.float64(), "gradient_stats job time for the run"),
+)
+FLATNESS = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("flatness_samples", pa.int64(), "training samples of the loss (un-augmented; eval.flatness.samples)"),
+    ("flatness_directions", pa.int64(), "random filter-normalised directions (eval.flatness.directions)"),
+    ("flatness_step_size", pa.float64(), "step along a direction, in units of the direction (eval.flatness.step_size)"),
+    ("flatness_threshold", pa.float64(), "rise of the loss that ends a walk (eval.flatness.threshold)"),
+    ("flatness_loss", pa.float64(), "cross-entropy at the trained weights on those samples"),
+    ("flatness_distance", pa.float64(), "mean distance walked until the loss rose by the threshold (larger: flatter)"),
+    ("flatness_distance_std", pa.float64(), "std (ddof 1) of that distance over the directions"),
+    ("flatness_unreached", pa.int64(), "directions that had not reached the threshold after max_steps (counted at max_steps)"),
+    ("hessian_trace", pa.float64(), "Hutchinson estimate of the trace of the loss Hessian"),
+    ("hessian_trace_stderr", pa.float64(), "its standard error over the probes"),
+    ("hessian_probes", pa.int64(), "Rademacher probes (eval.flatness.hessian_probes; 0: not estimated)"),
+    ("flatness_seconds", pa.float64(), "flatness job time for the run"),
+)
+LOCAL_COMPLEXITY = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("local_complexity_radius", pa.float64(), "radius r of the neighbourhood, in network-input units"),
+    ("local_complexity_directions", pa.int64(), "orthonormal directions P spanning it (2P vertices)"),
+    ("local_complexity_points", pa.int64(), "points per split (fixed test points; the run's training points)"),
+    ("local_complexity_neurons", pa.int64(), "ReLU units of the encoder (every channel and position)"),
+    ("local_complexity_test", pa.float64(), "mean number of neuron boundaries crossing a test point's neighbourhood"),
+    ("local_complexity_train", pa.float64(), "the same around the run's training points"),
+    ("local_complexity_seconds", pa.float64(), "local_complexity job time for the run"),
+)
+LOCAL_COMPLEXITY_LAYERS = _schema(
+    ("run_id", pa.string(), "run id"),
+    ("split", pa.string(), "test or train"),
+    ("layer", pa.int64(), "ReLU call in forward order, from 0"),
+    ("module", pa.string(), "the ReLU module's name in the network (#k: its k-th call)"),
+    ("neurons", pa.int64(), "units of the layer"),
+    ("crossings", pa.float64(), "mean number of the layer's boundaries crossing a point's neighbourhood"),
+)
+# ---
+
 # The Parquet file of each stage of the stage registry (runs.STAGES names them by these keys).
 STAGE_SCHEMAS = {"history": HISTORY, "training": TRAINING, "summary": SUMMARY, "probe": PROBE, "knn": KNN,
-                 "rankme": RANKME, "test_sets": TEST_SETS}
+                 "rankme": RANKME, "test_sets": TEST_SETS,
+                 # issue 19 part B
+                 "invariance_ops": INVARIANCE_OPS, "invariance": INVARIANCE, "gradient_stats": GRADIENT_STATS,
+                 "flatness": FLATNESS, "local_complexity_layers": LOCAL_COMPLEXITY_LAYERS,
+                 "local_complexity": LOCAL_COMPLEXITY}
 
 
 def stage_schema(stage) -> pa.Schema:
@@ -294,7 +385,8 @@ _CURVE = (
 # fits.parquet: the law f(n) = a * n^(-c) + b of every curve.
 FITS = _schema(
     *_CURVE,
-    ("status", pa.string(), "ok, too_few_sizes, flat or not_converged; parameters are null unless ok"),
+    ("status", pa.string(), "ok, asymptote_undetermined, poor_fit, too_few_sizes, flat or not_converged; "
+                            "parameters exist for the first three"),
     ("message", pa.string(), "why the status, runs left out, parameters at a bound (null when nothing to say)"),
     ("a", pa.float64(), "scale: f(1) - b (negative for accuracy, which rises to b)"),
     ("a_low", pa.float64(), "95% bootstrap interval of a, lower end (null without 2+ seeds)"),
@@ -314,6 +406,13 @@ FITS = _schema(
     ("n_min", pa.int64(), "smallest n fitted"),
     ("n_max", pa.int64(), "largest n fitted"),
     ("n_bootstrap", pa.int64(), "bootstrap fits (resampling seeds within each size) that converged"),
+    # --- issue 19 A: is the asymptote measured, does the law describe the data (analysis/asymptote.py)
+    ("b_profile_low", pa.float64(), "95% profile-likelihood interval of b, lower end (the bound if it reaches it)"),
+    ("b_profile_high", pa.float64(), "95% profile-likelihood interval of b, upper end (the bound if it reaches it)"),
+    ("b_profile_reaches_bound", pa.string(), "low, high or both: the end(s) of the profile interval at a bound of b"),
+    ("lack_of_fit_p", pa.float64(), "p-value of the lack-of-fit F test (size means against the seeds' spread)"),
+    ("remedy", pa.string(), "for a flagged fit: what data would settle it (larger sizes, more seeds)"),
+    # ---
 )
 
 # exchange_rates.parquet: what an augmentation is worth in real samples (Geiping et al. 2022, Eq. 1).
@@ -322,7 +421,8 @@ EXCHANGE_RATES = _schema(
     ("reference", pa.string(), "reference policy (none) of the same dataset, model, width, method and metric"),
     ("grid", pa.string(), "study (a size the study trained) or dense (log-spaced points for plotting)"),
     ("n", pa.float64(), "real training samples n of the augmented run"),
-    ("status", pa.string(), "ok, beyond_reference_asymptote, no_reference, reference_not_fitted or augmented_not_fitted"),
+    ("status", pa.string(), "ok, beyond_reference_asymptote, reference_undetermined, augmented_undetermined, "
+                            "both_undetermined, no_reference, reference_not_fitted or augmented_not_fitted"),
     ("augmented_value", pa.float64(), "f_aug(n): the augmented curve's law at n"),
     ("reference_asymptote", pa.float64(), "b_ref: the reference's asymptote"),
     ("equivalent_n", pa.float64(), "f_ref^-1(f_aug(n)): real samples the reference needs to match (null if beyond)"),
@@ -332,7 +432,7 @@ EXCHANGE_RATES = _schema(
     ("ratio", pa.float64(), "(n + v(n)) / n: the augmentation multiplies the real data by this"),
     ("ratio_low", pa.float64(), "95% bootstrap interval of the ratio, lower end"),
     ("ratio_high", pa.float64(), "95% bootstrap interval of the ratio, upper end (null like extra_samples_high)"),
-    ("beyond_asymptote", pa.bool_(), "f_aug(n) at or beyond b_ref: worth more than any amount of real data"),
+    ("beyond_asymptote", pa.bool_(), "f_aug(n) at or beyond a determined b_ref: worth more than any amount of real data"),
     ("share_beyond_asymptote", pa.float64(), "share of bootstrap replicates in which f_aug(n) is beyond b_ref"),
     ("extrapolated", pa.bool_(), "equivalent_n lies outside the sizes the reference was fitted on"),
     ("n_bootstrap", pa.int64(), "paired bootstrap replicates (augmented, reference) behind the intervals"),

@@ -144,13 +144,15 @@ def train(
     cfg: dict,
     checkpointer: Checkpointer | None = None,
     on_log: Callable[[int, dict], None] | None = None,
+    evaluate: Callable[..., list[dict]] | None = None,
 ) -> list[TrainResult]:
     """Train `objective` (in place) on its members for cfg['steps'] steps; one TrainResult each.
 
     A member whose loss diverges (NaN or inf) is recorded as diverged at the step it was
     detected; training stops when every member has. With a `checkpointer`, resumes from its
     checkpoint, saves one periodically, and on a stop request saves one and raises `Preempted`.
-    `on_log(member_index, row)` sees each history row as it is made.
+    `on_log(member_index, row)` sees each history row as it is made. `evaluate(network, k, step,
+    steps, layout)` (train/heldout.py) adds held-out columns to the rows of the steps it evaluates.
     """
     k = len(members)
     device = members[0].x.device
@@ -207,6 +209,7 @@ def train(
             interval = state["interval_steps"]
             mean_loss = [total / interval for total in state["loss_sum"].tolist()]  # the only host sync
             correct_counts = state["correct_sum"].tolist()
+            extras = evaluate(objective.network, k, step, steps, layout) if evaluate else [{}] * k
             elapsed = state["compute_seconds"] + time.perf_counter() - start
             for i in range(k):
                 if diverged_at[i] is not None:
@@ -217,6 +220,7 @@ def train(
                     "accuracy": correct_counts[i] / (interval * len(batches[i][0])) if objective.uses_labels else None,
                     "lr": lr,
                     "elapsed_seconds": elapsed,
+                    **extras[i],
                 }
                 histories[i].append(row)
                 if on_log:

@@ -24,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from dataworth.augment.views import map_views
 from dataworth.models.ssl import SSLNetwork, build_ssl_network, mlp_head
 from dataworth.train.ssl_losses import BYOLLoss, NTXentLoss, VICRegLoss
 
@@ -38,7 +39,8 @@ class Objective(nn.Module):
         batch, labels (None for self-supervised runs), augmentation policy and generator; `layout`
         puts an augmented batch in the layout the network runs fastest in."""
         (x, y, policy, gen), = batches
-        loss, correct = self.loss(x, y, lambda batch, g: layout(policy(batch, g)), gen, amp)
+        in_layout = map_views(policy, lambda view: lambda batch, g: layout(view(batch, g)))
+        loss, correct = self.loss(x, y, in_layout, gen, amp)
         return loss.view(1), None if correct is None else correct.view(1)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None, policy, gen: torch.Generator,
@@ -73,8 +75,10 @@ class Supervised(Objective):
 
 
 def two_views(x: torch.Tensor, policy, gen: torch.Generator) -> torch.Tensor:
-    """Both views of the batch stacked, [view 1; view 2]: one forward pass for the pair."""
-    return torch.cat([policy(x, gen), policy(x, gen)])
+    """Both views of the batch stacked, [view 1; view 2]: one forward pass for the pair. A policy
+    with one list of ops per view (augment/views.py) draws view i from its own policy."""
+    first, second = getattr(policy, "views", None) or (policy, policy)
+    return torch.cat([first(x, gen), second(x, gen)])
 
 
 class ViewPair(Objective):

@@ -181,13 +181,14 @@ class PackedSupervised(Objective):
 
 
 def train_packed(models: list[nn.Module], members: list[Member], cfg: dict,
-                 checkpointer: Checkpointer | None = None) -> list[TrainResult]:
+                 checkpointer: Checkpointer | None = None, on_log=None, evaluate=None) -> list[TrainResult]:
     """Train K same-architecture classifiers together (the loop's `train` on `PackedSupervised`);
     each ends in its own TrainResult, and the `models` are updated in place from the packed weights.
 
-    With a `checkpointer`, the whole pack checkpoints as one and resumes from it.
+    With a `checkpointer`, the whole pack checkpoints as one and resumes from it. `on_log` and
+    `evaluate` are the loop's (per-run rows; held-out curves of every run in one forward).
     """
     objective = PackedSupervised(models, cfg["label_smoothing"], [m.x for m in members])
-    results = train(objective, members, cfg, checkpointer)
+    results = train(objective, members, cfg, checkpointer, on_log=on_log, evaluate=evaluate)
     objective.unpack_into(models)
     return results

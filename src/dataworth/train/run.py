@@ -19,18 +19,21 @@ import pandas as pd
 import torch
 
 from dataworth.augment import build_policy
+from dataworth.augment.views import training_policy
 from dataworth.data import load_dataset, nested_subset
 from dataworth.files import atomic_path
-from dataworth.models import build_model
+from dataworth.models import build_run_model
 from dataworth.methods import method_of
 from dataworth.runs import RunDir
 from dataworth.tracking.live import live_logging
 from dataworth.tracking.provenance import code_version
 from dataworth.tracking.schemas import HISTORY, TRAINING, write_parquet
 from dataworth.train.checkpoint import Checkpointer, StopRequest
+from dataworth.train.heldout import heldout_curves
 from dataworth.train.loop import Member, train
 from dataworth.train.objectives import build_objective
 from dataworth.train.packed import train_packed
+from dataworth.train.progress import Progress
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,13 +79,13 @@ def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch
 
     seeds = seed_streams(run["seed"])
     torch.manual_seed(seeds["init"])
-    model = build_model(run["model"]["name"], run["model"]["width"], data.sample_shape, data.num_classes)
+    model = build_run_model(run["model"], data.sample_shape, data.num_classes)
     # Supervised: the classifier; self-supervised: its encoder + projector (and BYOL's target).
     objective = build_objective(run, model).to(device)
     if not objective.uses_labels:
         y = None  # pretraining uses the n samples, not their labels
     # Pixel datasets: the policy sees float pixels, the network normalised input (issue 16).
-    policy = data.training_policy(build_policy(run["augmentation"]["ops"]))
+    policy = training_policy(run["augmentation"], data.training_policy)  # one per view for `views` policies
     # --- issue 17 item 2: a policy with rounds trains on a fixed set of copies drawn once ---
     if run["augmentation"].get("rounds"):
         from dataworth.augment import MAX_REPETITION_BYTES
@@ -101,7 +104,8 @@ def prepare_run(run: dict, data_path: str | Path, run_dir: RunDir, device: torch
 def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
     """Write the run's history, weights and (last) training record; returns the record."""
     run, run_dir = prepared.run, prepared.run_dir
-    history = pd.DataFrame(result.history)
+    # Every HISTORY column, null where a row has no value (columns only some runs log, issue 19).
+    history = pd.DataFrame(result.history, columns=[c for c in HISTORY.names if c != "run_id"])
     history.insert(0, "run_id", run["run_id"])
     write_parquet(history, HISTORY, run_dir.history)
     with atomic_path(run_dir.model) as tmp:
@@ -122,9 +126,18 @@ def finish_run(prepared: Prepared, result, device: torch.device) -> dict:
         "resumed_from_step": result.resumed_from_step,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         **code_version(),
+        **wall_clock_times(prepared.process_start),  # issue 20 item 4: real start and end (MLflow's times)
     }
     write_parquet(pd.DataFrame([record]), TRAINING, run_dir.training)
     return record
+
+
+def wall_clock_times(process_start: float) -> dict:
+    """started_at (this process's start, from its perf_counter) and ended_at (now), as UTC times."""
+    now_wall, now_perf = time.time(), time.perf_counter()
+    # UTC, given naive: Parquet stores it as UTC (the schema's timezone), readers get UTC-aware times.
+    as_time = lambda seconds: pd.Timestamp(round(seconds * 1000), unit="ms")  # noqa: E731
+    return {"started_at": as_time(now_wall - (now_perf - process_start)), "ended_at": as_time(now_wall)}
 
 
 def train_run(
@@ -150,10 +163,18 @@ def train_run(
         run_dir.checkpoint, run["run_id"], run["train"]["checkpoint_every_seconds"], stop or StopRequest().install()
     )
     prepared.startup = time.perf_counter() - process_start
-    with live_logging(run, on_log) as log_row:  # curves on an MLflow server while training, if one is set
+    # issue 19: local complexity in the history rows (train.log_local_complexity_every), before they are logged
+    from dataworth.evaluate.boundaries import history_logger
+
+    add_local_complexity = history_logger(run, prepared.objective.network, prepared.data, prepared.member.x)
+    # issue 20: a progress line and file every history row (train/progress.py), held-out curves (heldout.py)
+    progress = Progress([run], [run_dir])
+    with progress.watching(), live_logging(run, on_log) as log_row:  # live: curves on an MLflow server, if set
+        loggers = [f for f in (add_local_complexity, log_row) if f]
         result, = train(prepared.objective, [prepared.member], run["train"], checkpointer,
-                        on_log=(lambda member, row: log_row(row)) if log_row else None)
-    record = finish_run(prepared, result, device)
+                        on_log=lambda member, row: ([f(row) for f in loggers], progress.on_log(member, row)),
+                        evaluate=heldout_curves(run, prepared.data))
+        record = finish_run(prepared, result, device)
     checkpointer.remove()
     return record
 
@@ -189,8 +210,11 @@ def train_runs_together(runs: list[dict], data_path: str | Path, run_dirs: list[
     startup = time.perf_counter() - process_start
     for p in prepared:
         p.startup = startup
-    results = train_packed([p.objective.network for p in prepared], [p.member for p in prepared], runs[0]["train"],
-                           checkpointer)
-    records = [finish_run(p, result, device) for p, result in zip(prepared, results)]
+    progress = Progress(runs, run_dirs)  # issue 20: progress and held-out curves per run of the pack
+    with progress.watching():
+        results = train_packed([p.objective.network for p in prepared], [p.member for p in prepared],
+                               runs[0]["train"], checkpointer, on_log=progress.on_log,
+                               evaluate=heldout_curves(runs[0], prepared[0].data))
+        records = [finish_run(p, result, device) for p, result in zip(prepared, results)]
     checkpointer.remove()
     return records

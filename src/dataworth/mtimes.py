@@ -33,7 +33,7 @@ STAGES_IN_ORDER: tuple[tuple[str, ...], ...] = (
     ("runs/*/config.json", *_stage_files([STAGES["train"]])),  # train
     _stage_files(EVALUATIONS.values()),  # evaluations
     ("metrics.parquet", "logs/collect.*"),  # collect
-    ("fits.parquet", "exchange_rates.parquet", "report", "report/**/*", "logs/report.*"),  # report
+    ("fits.parquet", "exchange_rates.parquet", "reference.parquet", "report", "report/**/*", "logs/report.*"),  # report
 )
 
 

@@ -115,3 +115,21 @@ def finished_packed(_finished_tiny_packed, tmp_path) -> Project:
     project.study = copy.deepcopy(TINY_STUDY)
     project.study["resources"] = {"runs_per_job": 2}
     return project
+
+
+# pytest-xdist 3.8's `--dist loadgroup` marks a grouped test by appending "@<group>" to
+# `item._nodeid`, which pytest 9 no longer reads (node ids live in `item._id`), and its workers
+# see `--dist` as "no": the groups were silently ignored and the SLURM tests ran on both workers at
+# once. Until xdist follows, each worker puts the suffix where pytest 9 keeps it (the controller's
+# LoadGroupScheduling reads it from the collected ids; other --dist modes ignore it).
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    if not hasattr(config, "workerinput"):  # not an xdist worker
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})
+        if groups and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")

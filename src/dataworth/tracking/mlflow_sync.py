@@ -441,7 +441,8 @@ def _sync_study_run(client, parent_id: str, study: Study, study_dir: Path, statu
     tags.update(reference_tags)
     # ---
     tags = [RunTag(k, fields.as_text(v)) for k, v in tags.items() if v is not None]
-    client.log_batch(parent_id, metrics=metrics, params=params, tags=tags)
+    client.log_batch(parent_id, metrics=metrics, tags=tags)
+    _log_missing_params(client, parent_id, params)
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / "study.json"
         spec_path.write_text(spec + "\n")
@@ -451,6 +452,26 @@ def _sync_study_run(client, parent_id: str, study: Study, study_dir: Path, statu
     _log_folder(client, parent_id, study_dir / REPORT_DIR)
     client.set_terminated(parent_id, "FINISHED")
     client.set_tag(parent_id, fields.SYNCED_TAG, fingerprint)
+
+
+def _log_missing_params(client, run_id: str, params: list) -> None:
+    """Log the params the run lacks. Two syncs of one study (two checkouts, one server) may log
+    the same params at once: the loser's insert fails on the store's unique key although the
+    value is there, so read the run again and log only what is still missing."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(5):
+        logged = client.get_run(run_id).data.params if attempt else {}
+        missing = [p for p in params if p.key not in logged]
+        if not missing:
+            return
+        try:
+            client.log_batch(run_id, params=missing)
+            return
+        except MlflowException:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _reference_fields(study_dir: Path) -> tuple[dict, dict]:

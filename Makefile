@@ -37,7 +37,7 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dataworth validate params.yaml
 	$(BIN)/snakemake --cores $${CORES:-2}
-	$(BIN)/dataworth plan params.yaml | tail -n 1
+	$(BIN)/dataworth plan params.yaml --no-timing | grep "^study "
 
 # The MNIST-1D benchmark (Greydanus & Bau 2024) in full: 12 runs on a CPU, then the report's
 # "Published vs reproduced" table (results/mnist1d-benchmark/report/report.md).

@@ -59,6 +59,15 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def legend_or_note(ax, note: str) -> None:
+    """A legend when the panel drew anything labelled, otherwise `note` in its middle (an empty
+    panel says why it is empty)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes)
+
+
 def policy_colors(policies, reference: str = REFERENCE_POLICY) -> dict[str, str]:
     """A fixed colour per policy, the reference first (black), so every figure agrees."""
     from matplotlib import colormaps
@@ -154,10 +163,7 @@ def exchange_figure(exchange: pd.DataFrame, path: Path, metrics: list[str], refe
         ax.set_ylabel("(n + v(n)) / n")
         ax.set_title(f"exchange rate: {metric_title(metric)}")
         ax.grid(True, which="both", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-        else:
-            ax.text(0.5, 0.5, "no exchange rates", ha="center", va="center", transform=ax.transAxes)
+        legend_or_note(ax, "no exchange rates")
     return _save(fig, path)
 
 
@@ -179,8 +185,5 @@ def residuals_figure(fits: list[CurveFit], path: Path, reference: str = REFERENC
         ax.set_ylabel(f"{metric} − law")
         ax.set_title(f"residuals: {metric_title(metric)}")
         ax.grid(True, which="both", alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-        else:
-            ax.text(0.5, 0.5, "no fitted law", ha="center", va="center", transform=ax.transAxes)
+        legend_or_note(ax, "no fitted law")
     return _save(fig, path)

@@ -127,10 +127,7 @@ def figure(table: pd.DataFrame, column: str, corr: pd.DataFrame, path: Path, ref
     ax.set_ylabel("exchange ratio (n + v(n)) / n")
     ax.set_title(f"{column} vs exchange ratio (Spearman ρ = {rho}, filled points); labels: n")
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small")
-    else:
-        ax.text(0.5, 0.5, "no points with both numbers", ha="center", va="center", transform=ax.transAxes)
+    figures.legend_or_note(ax, "no points with both numbers")
     return figures._save(fig, path)
 
 

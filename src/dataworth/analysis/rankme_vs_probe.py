@@ -95,10 +95,7 @@ def figure(metrics: pd.DataFrame, correlations: pd.DataFrame, path: Path) -> Pat
         ax.set_ylabel(ACCURACY)
         ax.set_title(f"RankMe ({what}) vs linear-probe accuracy")
         ax.grid(True, alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-        else:
-            ax.text(0.5, 0.5, "no runs with both numbers", ha="center", va="center", transform=ax.transAxes)
+        figures.legend_or_note(ax, "no runs with both numbers")
     return figures._save(fig, path)
 
 

@@ -170,9 +170,15 @@ def train_run(
     # issue 20: a progress line and file every history row (train/progress.py), held-out curves (heldout.py)
     progress = Progress([run], [run_dir])
     with progress.watching(), live_logging(run, on_log) as log_row:  # live: curves on an MLflow server, if set
-        loggers = [f for f in (add_local_complexity, log_row) if f]
-        result, = train(prepared.objective, [prepared.member], run["train"], checkpointer,
-                        on_log=lambda member, row: ([f(row) for f in loggers], progress.on_log(member, row)),
+        # In this order: local complexity joins the row before the live logger sends it.
+        row_loggers = [f for f in (add_local_complexity, log_row) if f]
+
+        def on_row(member: int, row: dict) -> None:
+            for log in row_loggers:
+                log(row)
+            progress.on_log(member, row)
+
+        result, = train(prepared.objective, [prepared.member], run["train"], checkpointer, on_log=on_row,
                         evaluate=heldout_curves(run, prepared.data))
         record = finish_run(prepared, result, device)
     checkpointer.remove()

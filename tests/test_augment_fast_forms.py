@@ -1,7 +1,7 @@
 """The faster forms of the image ops (issue 17 speed) pick the same values as NumPy does.
 
 The ops are compared with Pillow in test_augment_image.py; here the pieces rewritten for speed
-(histograms by bincount, nearest sampling, crop windows by one gather, hue on fractional values)
+(histograms by bincount, nearest sampling, flips and crops as composed pixel maps, hue on fractional values)
 are checked on small batches against NumPy indexing and hand-built cases."""
 
 from __future__ import annotations
@@ -41,11 +41,46 @@ def test_nearest_sampling_and_crop_windows_index_as_numpy_does():
                 sx, sy = xs[i, yy, xx], ys[i, yy, xx]
                 inside = 0 <= sx < w and 0 <= sy < h
                 assert np.array_equal(out[i, :, yy, xx], xn[i, :, sy, sx] if inside else np.zeros(c))
-    padded = warp.pad(x, 2, "constant")
-    top, left = torch.tensor([0, 4, 1, 2]), torch.tensor([3, 0, 4, 2])
-    cut = warp.windows(padded, top, left, h, w).numpy()
-    for i in range(n):
-        assert np.array_equal(cut[i], padded.numpy()[i, :, top[i]:top[i] + h, left[i]:left[i] + w])
+
+
+def test_pixel_maps_read_the_padded_image_as_numpy_pads_it():
+    # padded_index against np.pad for each mode, at positions before, inside and after the image.
+    line = np.arange(7) * 10
+    for mode in ("constant", "edge", "reflect", "symmetric"):
+        padded = np.pad(line, 4, mode=mode, **({"constant_values": -1} if mode == "constant" else {}))
+        index = warp.padded_index(torch.arange(-4, 11), 7, mode).numpy()
+        assert np.array_equal(np.where(index >= 0, line[index.clip(0)], -1), padded), mode
+
+
+class _Shift:
+    """A pixel-moving op with a fixed map: rows and columns shifted by (dy, dx), zeros let in."""
+    moves_pixels_only, may_fill = True, True
+
+    def __init__(self, dy, dx):
+        self.dy, self.dx = dy, dx
+
+    def pixel_map(self, n, gen, device, h, w):
+        rows = warp.padded_index(torch.arange(h).expand(n, h) - torch.tensor(self.dy)[:, None], h, "constant")
+        cols = warp.padded_index(torch.arange(w).expand(n, w) - torch.tensor(self.dx)[:, None], w, "constant")
+        return rows, cols
+
+
+def test_a_chain_of_pixel_maps_is_the_ops_applied_one_after_another():
+    x = pixel_batch(3, seed=8)
+    first, second = _Shift([1, -2, 0], [2, 0, -3]), _Shift([-3, 1, 0], [1, 1, 8])
+
+    def by_hand(images, op):
+        out = np.zeros_like(images)
+        for i in range(len(images)):
+            for yy in range(8):
+                for xx in range(8):
+                    sy, sx = yy - op.dy[i], xx - op.dx[i]
+                    if 0 <= sy < 8 and 0 <= sx < 8:
+                        out[i, :, yy, xx] = images[i, :, sy, sx]
+        return out
+
+    chained = warp.remap_chain(x, [first, second], None).numpy()
+    assert np.array_equal(chained, by_hand(by_hand(x.numpy(), first), second))
 
 
 def test_hue_on_fractional_values_keeps_grey_pixels_at_their_value():

@@ -17,9 +17,17 @@ class Policy:
         self.ops = list(ops)
 
     def __call__(self, x, gen):
+        from dataworth.augment.warp import remap_chain
+
+        chain = []  # consecutive ops that only move pixels: applied together, as one gather
         for op in self.ops:
+            if op.moves_pixels_only:
+                chain.append(op)
+                continue
+            if chain:
+                x, chain = remap_chain(x, chain, gen), []
             x = op(x, gen)
-        return x
+        return remap_chain(x, chain, gen) if chain else x
 
     def __repr__(self) -> str:
         return f"Policy({', '.join(op.op for op in self.ops) or 'none'})"

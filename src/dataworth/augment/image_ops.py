@@ -16,16 +16,32 @@ from pydantic import Field, model_validator
 from dataworth.augment.spec import IMAGE, OpSpec
 
 
+def mirror_map(n, gen, device, height, width, p: float, axis: str):
+    """The pixel map of a left-right (axis x) or top-bottom (y) mirror of each image chosen with
+    probability p (one uniform draw per image when p < 1, chosen where it is below p)."""
+    import torch
+
+    from dataworth.augment.warp import identity_map
+
+    rows, cols = identity_map(n, height, device), identity_map(n, width, device)
+    size, line = (width, cols) if axis == "x" else (height, rows)
+    mirrored = (size - 1) - line
+    if p < 1.0:
+        chosen = torch.rand(n, generator=gen, device=device) < p
+        mirrored = torch.where(chosen[:, None], mirrored, line)
+    return (rows, mirrored) if axis == "x" else (mirrored, cols)
+
+
 class HFlip(OpSpec):
     """RandomHorizontalFlip: mirror left-right with probability p (p = 1: every image)."""
 
     op: Literal["hflip"]
     p: float = Field(default=0.5, ge=0, le=1, description="probability that an image is mirrored (1: every image)")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
-    transform_draws_nothing: ClassVar[bool] = True
+    moves_pixels_only: ClassVar[bool] = True
 
-    def transform(self, x, gen):
-        return x.flip(-1)
+    def pixel_map(self, n, gen, device, height, width):
+        return mirror_map(n, gen, device, height, width, self.p, axis="x")
 
 
 class VFlip(OpSpec):
@@ -34,10 +50,10 @@ class VFlip(OpSpec):
     op: Literal["vflip"]
     p: float = Field(default=0.5, ge=0, le=1, description="probability that an image is mirrored (1: every image)")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
-    transform_draws_nothing: ClassVar[bool] = True
+    moves_pixels_only: ClassVar[bool] = True
 
-    def transform(self, x, gen):
-        return x.flip(-2)
+    def pixel_map(self, n, gen, device, height, width):
+        return mirror_map(n, gen, device, height, width, self.p, axis="y")
 
 
 class Perspective(OpSpec):

@@ -114,10 +114,12 @@ class Flip(OpSpec):
     op: Literal["flip"]
     p: float = Field(default=0.5, ge=0, le=1, description="probability that a sample is mirrored")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
-    transform_draws_nothing: ClassVar[bool] = True
+    moves_pixels_only: ClassVar[bool] = True
 
-    def transform(self, x, gen):
-        return x.flip(-1)
+    def pixel_map(self, n, gen, device, height, width):
+        from dataworth.augment.image_ops import mirror_map
+
+        return mirror_map(n, gen, device, height, width, self.p, axis="x")
 
 
 class Crop(OpSpec):
@@ -130,21 +132,30 @@ class Crop(OpSpec):
         default="constant", description="constant (zero fill), edge, reflect or symmetric, as torchvision pads")
     modalities: ClassVar[tuple[str, ...]] = (IMAGE,)
     omitted_at_default: ClassVar[tuple[str, ...]] = ("padding_mode",)
+    moves_pixels_only: ClassVar[bool] = True
 
-    def transform(self, x, gen):
+    @property
+    def may_fill(self) -> bool:
+        return self.padding_mode == "constant"
+
+    def pixel_map(self, n, gen, device, height, width):
         import torch
 
-        from dataworth.augment.warp import pad as pad_images
-        from dataworth.augment.warp import windows
+        from dataworth.augment.warp import identity_map, padded_index
 
-        n, c, h, w = x.shape
         pad = self.padding
-        if self.padding_mode == "reflect" and pad >= min(h, w):
-            raise ValueError(f"crop: reflect padding {pad} needs images larger than {pad} pixels (got {h}x{w})")
-        padded = pad_images(x, pad, self.padding_mode)
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=x.device)
-        return windows(padded, dy, dx, h, w)
+        if self.padding_mode in ("reflect", "symmetric") and pad >= min(height, width):
+            raise ValueError(f"crop: {self.padding_mode} padding {pad} needs images larger than {pad} pixels "
+                             f"(got {height}x{width})")
+        rows, cols = identity_map(n, height, device), identity_map(n, width, device)
+        dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen, device=device)
+        dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen, device=device)
+        cropped = (padded_index(rows + dy - pad, height, self.padding_mode),
+                   padded_index(cols + dx - pad, width, self.padding_mode))
+        if self.p >= 1.0:
+            return cropped
+        kept = (torch.rand(n, generator=gen, device=device) >= self.p)[:, None]  # drawn after, as before
+        return torch.where(kept, rows, cropped[0]), torch.where(kept, cols, cropped[1])
 
 
 class Cutout(OpSpec):

@@ -25,9 +25,11 @@ class OpSpec(BaseModel):
     omitted_at_default: ClassVar[tuple[str, ...]] = ()
     # True: the p draw comes first and only the chosen images are transformed (issue 17's ops).
     draw_p_first: ClassVar[bool] = False
-    # True for ops whose transform draws no random numbers (flips): the p draw is then the same
-    # whether it comes before or after, so a CPU transforms only the chosen images (same result).
-    transform_draws_nothing: ClassVar[bool] = False
+    # True for ops that only move pixels (flips, crops): they give `pixel_map` instead of
+    # `transform`, and a policy applies a run of them as one gather (warp.remap_chain).
+    moves_pixels_only: ClassVar[bool] = False
+    # True for pixel-moving ops that can read outside the image (a crop padded with zeros).
+    may_fill: ClassVar[bool] = False
     p: float = Field(default=1.0, ge=0, le=1, description="probability that a sample gets this op")
 
     @model_serializer(mode="wrap")
@@ -42,9 +44,18 @@ class OpSpec(BaseModel):
         """The op applied to every sample of the batch (before the per-sample `p` choice)."""
         raise NotImplementedError
 
+    def pixel_map(self, n: int, gen, device, height: int, width: int):
+        """For `moves_pixels_only` ops: per image, the input row of each output row (N, H) and the
+        input column of each output column (N, W), -1 for the fill; `p` drawn here as well."""
+        raise NotImplementedError
+
     def __call__(self, x, gen):
         import torch
 
+        if self.moves_pixels_only:
+            from dataworth.augment.warp import remap_chain
+
+            return remap_chain(x, [self], gen)
         if x.shape[0] == 0:  # nothing to draw for (p may have chosen no image of a subset)
             return x
         if self.draw_p_first and self.p < 1.0:
@@ -54,10 +65,6 @@ class OpSpec(BaseModel):
 
             chosen = torch.rand(x.shape[0], generator=gen, device=x.device) < self.p
             return apply_where(x, chosen, lambda images, index: self.transform(images, gen))
-        if self.transform_draws_nothing and self.p < 1.0 and x.device.type == "cpu":
-            keep = torch.rand(x.shape[0], generator=gen, device=x.device) >= self.p
-            chosen = (~keep).nonzero().view(-1)
-            return x.clone().index_copy_(0, chosen, self.transform(x.index_select(0, chosen), gen))
         out = self.transform(x, gen)
         if self.p >= 1.0:
             return out

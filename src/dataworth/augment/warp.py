@@ -26,10 +26,10 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
            quantize: bool = False, stays_inside: bool = False) -> torch.Tensor:
     """Resample x (N, C, H, W) at source points (N, H', W') with Pillow's rules, fill 0 outside.
 
-    One `grid_sample` (align_corners=False puts pixel i's centre at i + 0.5, as Pillow does):
-    nearest takes the pixel containing the point (they differ only for a point exactly on a
-    pixel border); bilinear clamps its neighbours at the edge ('border'), as Pillow does; the
-    fill applies where the point lies outside the image, Pillow's test for both. `quantize`
+    Nearest takes the pixel containing the point; bilinear is one `grid_sample` (align_corners=False
+    puts pixel i's centre at i + 0.5, as Pillow does) with its neighbours clamped at the edge
+    ('border'), as Pillow does; the fill applies where the point lies outside the image, Pillow's
+    test for both. `quantize`
     truncates bilinear results to whole numbers as Pillow does on uint8 images (pixel data);
     `stays_inside` skips the fill where no point can leave the image (a resized crop)."""
     import torch.nn.functional as F
@@ -38,13 +38,15 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
         raise ValueError(f"interpolation {interpolation!r}; allowed: {', '.join(INTERPOLATIONS)}")
     h, w = x.shape[-2:]
     if interpolation == "nearest":
-        # Pick the pixel in float64 (Pillow's floor) and hand grid_sample its centre: a float32
-        # grid would move points lying just below a pixel border onto it. A pixel outside the
-        # image reads grid_sample's zero padding: Pillow's fill, with no mask.
-        gx = (torch.floor(src_x) + 0.5) * (2.0 / w) - 1.0
-        gy = (torch.floor(src_y) + 0.5) * (2.0 / h) - 1.0
-        grid = torch.stack([gx.to(x.dtype), gy.to(x.dtype)], dim=-1)
-        return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        # Pillow's floor of the float64 point picks the pixel; a point outside the image reads a
+        # one-pixel zero border (the fill), so one gather does it all, with no mask (about 25%
+        # less than grid_sample on a grid of pixel centres, on a CPU).
+        n, c = x.shape[:2]
+        col = torch.floor(src_x).clamp_(-1, w).add_(1)
+        index = torch.floor(src_y).clamp_(-1, h).add_(1).mul_(w + 2).add_(col).long()
+        border = F.pad(x, (1, 1, 1, 1)).view(n, c, (h + 2) * (w + 2))
+        out_h, out_w = src_x.shape[-2:]
+        return border.gather(2, index.view(n, 1, out_h * out_w).expand(n, c, out_h * out_w)).view(n, c, out_h, out_w)
     grid = torch.stack([(src_x * (2.0 / w) - 1.0).to(x.dtype), (src_y * (2.0 / h) - 1.0).to(x.dtype)], dim=-1)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     if quantize:
@@ -147,32 +149,52 @@ def resized_crop(x: torch.Tensor, top, left, height, width) -> torch.Tensor:
     return sample(x, cx[:, None, :].expand(n, h, w), cy[:, :, None].expand(n, h, w), "bilinear", stays_inside=True)
 
 
-def windows(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """padded[i, :, top[i] : top[i] + h, left[i] : left[i] + w] for every image i.
-
-    One gather over each flattened padded image with a per-image index of its window: about half
-    the time of cutting the batch by offset (sort, one slice per offset and axis, unsort) on a CPU."""
-    n, c, hp, wp = padded.shape
-    rows = top.view(n, 1, 1) + torch.arange(h, device=padded.device).view(1, h, 1)
-    cols = left.view(n, 1, 1) + torch.arange(w, device=padded.device).view(1, 1, w)
-    index = (rows * wp + cols).view(n, 1, h * w).expand(n, c, h * w)
-    return padded.reshape(n, c, hp * wp).gather(2, index).view(n, c, h, w)
+# --- pixel maps: ops that only move pixels (flips, crops), a chain of them as one gather ----------
+#
+# Such an op says, per image, which input row each output row reads and which input column each
+# output column reads ((N, H) and (N, W) integer maps, -1 for the fill). A run of them composes
+# into one map, so flip + crop (the paper's baseline recipe) costs one gather over the batch
+# instead of a pad, a gather and a masked flip (about 3x less on a CPU).
 
 
-def pad(x: torch.Tensor, padding: int, mode: str) -> torch.Tensor:
-    """torchvision's padding modes: constant (0), edge, reflect (no repeated edge), symmetric."""
-    import torch.nn.functional as F
+def identity_map(n: int, size: int, device) -> torch.Tensor:
+    return torch.arange(size, device=device).expand(n, size)
 
+
+def padded_index(index: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """Which pixel of an image `size` long a position `index` of it padded as torchvision pads
+    reads: constant: -1 (the fill) outside 0..size-1; edge: the nearest edge pixel; reflect:
+    mirrored about the edge pixel; symmetric: mirrored including it (one reflection: the ops
+    refuse a padding larger than the image)."""
     if mode == "constant":
-        return F.pad(x, (padding,) * 4)
+        return torch.where((index >= 0) & (index < size), index, -1)
     if mode == "edge":
-        return F.pad(x, (padding,) * 4, mode="replicate")
+        return index.clamp(0, size - 1)
     if mode == "reflect":
-        return F.pad(x, (padding,) * 4, mode="reflect")
-    # symmetric: reflect including the edge pixel (index -1 -> 0, -2 -> 1, ...)
-    h, w = x.shape[-2:]
-    rows = torch.arange(-padding, h + padding, device=x.device)
-    cols = torch.arange(-padding, w + padding, device=x.device)
-    mirror = lambda i, size: torch.where(i < 0, -i - 1, torch.where(i >= size, 2 * size - i - 1, i))
-    return x[:, :, mirror(rows, h)][:, :, :, mirror(cols, w)]
+        index = index.abs()
+        return torch.where(index >= size, 2 * (size - 1) - index, index)
+    index = torch.where(index < 0, -index - 1, index)  # symmetric
+    return torch.where(index >= size, 2 * size - 1 - index, index)
 
+
+def _follow(inner: torch.Tensor, outer: torch.Tensor) -> torch.Tensor:
+    """inner[outer] per image (reading through two maps), the fill (-1) kept."""
+    return torch.where(outer >= 0, inner.gather(1, outer.clamp(min=0)), -1)
+
+
+def remap_chain(x: torch.Tensor, ops: list, gen: torch.Generator) -> torch.Tensor:
+    """Apply pixel-moving ops (each with `pixel_map`) in order, as one gather. Their maps are drawn
+    in op order, so the generator sees the draws the ops would make one after another."""
+    n, c, h, w = x.shape
+    if n == 0:
+        return x
+    maps = [op.pixel_map(n, gen, x.device, h, w) for op in ops]
+    rows, cols = maps[-1]
+    for inner_rows, inner_cols in reversed(maps[:-1]):  # output -> last op's input -> ... -> x
+        rows, cols = _follow(inner_rows, rows), _follow(inner_cols, cols)
+    index = (rows.clamp(min=0) * w)[:, :, None] + cols.clamp(min=0)[:, None, :]
+    out = x.reshape(n, c, h * w).gather(2, index.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
+    if any(op.may_fill for op in ops):
+        inside = (rows >= 0).to(x.dtype)[:, :, None] * (cols >= 0).to(x.dtype)[:, None, :]
+        out.mul_(inside[:, None])  # the fill, 0
+    return out

@@ -37,5 +37,5 @@ def test_resnet_width_multiplier_scales_parameters_quadratically():
 
 def test_every_model_declares_its_modalities():
     assert set(MODEL_MODALITIES) == {"mlp", "cnn1d", "cnn2d", "resnet18", "flip_invariant_resnet18", "orbit_resnet18",
-                                     "e2_resnet18", "vgg13", "pyramidnet110", "convmixer", "swin",
+                                     "e2_resnet18", "e2_wrn22", "vgg13", "pyramidnet110", "convmixer", "swin",
                                      "linear", "mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru"}

@@ -75,6 +75,21 @@ def test_e2_resnet18_parameters_by_hand():
     assert parameters("e2_resnet18", 8) == n
 
 
+def test_e2_wrn22_parameters_by_hand():
+    # Their e2cnn Wide_ResNet(depth 22, widen k): a 16-plane stem, then 3 stages of 3 blocks over
+    # 16k, 32k, 64k planes (strides 1, 2, 2). k = 1 under D2: p / 2 fields: stem 8, stages 8, 16, 32.
+    f = [8, 8, 16, 32]
+    n = f[0] * 3 * 25  # the 5x5 lifting conv
+    for stage in range(3):
+        fin, fout = f[stage], f[stage + 1]
+        n += 2 * fin + fout * fin * 4 * 9 + 2 * fout + fout * fout * 4 * 9  # block 1: bn1, conv1, bn2, conv2
+        n += fout * fin * 4 if stage > 0 else 0  # its 1x1 shortcut (stride 2 from the second stage)
+        n += 2 * (2 * fout + fout * fout * 4 * 9 + 2 * fout + fout * fout * 4 * 9)  # blocks 2 and 3
+    n += 2 * f[-1] + f[-1] * TEN_CLASSES + TEN_CLASSES  # final norm, head
+    assert parameters("e2_wrn22", 1) == n
+    assert parameters("e2_wrn22", 4) == 4_295_154  # the paper's k = 4 (same rule, k = 4; a plain WRN-22-4 has ~4.3 M)
+
+
 def test_paper_resnet18_options_change_the_network_as_the_paper_does():
     torch.manual_seed(0)
     model = build_model("resnet18", 4, (3, 32, 32), TEN_CLASSES, downsample="C", init="paper")
@@ -101,6 +116,7 @@ def images():
 @pytest.mark.parametrize("name, width, feature_dim", [
     ("vgg13", 4, 32), ("pyramidnet110", 8, 24), ("convmixer", 16, 16), ("swin", 8, 16),
     ("flip_invariant_resnet18", 4, 32), ("orbit_resnet18", 4, 32), ("e2_resnet18", 4, 16),
+    ("e2_wrn22", 1, 32),
 ])
 def test_forward_logits_and_features(images, name, width, feature_dim):
     model = build_model(name, width, (3, 32, 32), TEN_CLASSES)
@@ -119,9 +135,10 @@ def transforms(x):
     ("d2", ("mirror", "vertical mirror", "rotate 180")),
     ("d4", ("mirror", "vertical mirror", "rotate 180", "rotate 90")),
 ])
-def test_e2_resnet18_logits_are_invariant(images, group, invariant_to):
+@pytest.mark.parametrize("name, width", [("e2_resnet18", 4), ("e2_wrn22", 1)])
+def test_e2_models_logits_are_invariant(images, name, width, group, invariant_to):
     torch.manual_seed(0)
-    model = build_model("e2_resnet18", 4, (3, 32, 32), TEN_CLASSES, group=group).double().eval()
+    model = build_model(name, width, (3, 32, 32), TEN_CLASSES, group=group).double().eval()
     x = images.double()
     logits = model(x)
     changed = {name: (model(t) - logits).abs().max().item() for name, t in transforms(x).items()}

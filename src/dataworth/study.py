@@ -106,11 +106,11 @@ class _Strict(BaseModel):
 class ModelSpec(_Strict):
     name: Literal[tuple(MODEL_MODALITIES)] = Field(
         description="architecture: mlp (any data), cnn1d (1D signals), cnn2d or resnet18 (CIFAR variant; images); "
-        "the paper's flip_invariant_resnet18, orbit_resnet18, e2_resnet18, vgg13, pyramidnet110, convmixer, swin; "
+        "the paper's flip_invariant_resnet18, orbit_resnet18, e2_resnet18, e2_wrn22, vgg13, pyramidnet110, convmixer, swin; "
         "the MNIST-1D benchmark's linear (logistic regression; width 1), mnist1d_mlp, mnist1d_cnn and mnist1d_gru (1D)"
     )
     width: int = Field(gt=0, description="hidden units (mlp), base channels (cnn1d, cnn2d, resnet18 ...), alpha "
-                       "(pyramidnet110), dim (convmixer), embed_dim (swin); mnist1d_*: hidden units or "
+                       "(pyramidnet110), dim (convmixer), embed_dim (swin), widen factor (e2_wrn22); mnist1d_*: hidden units or "
                        "channels; linear: 1")
     # --- issue 18: model options; unset ones stay out of the run id (models.MODEL_OPTIONS) ---
     downsample: Optional[Literal["B", "C"]] = Field(
@@ -120,7 +120,7 @@ class ModelSpec(_Strict):
         default=None, description="resnet18 family: torch (PyTorch's default) or paper (Kaiming fan_out, last "
         "BatchNorm of each residual branch zero)")
     group: Optional[Literal["d2", "d4"]] = Field(
-        default=None, description="e2_resnet18: symmetry group, d2 (180-degree rotations and mirrors; the "
+        default=None, description="e2_resnet18, e2_wrn22: symmetry group, d2 (180-degree rotations and mirrors; the "
         "paper's, default) or d4 (90-degree rotations and mirrors)")
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ MODEL_MODALITIES: dict[str, tuple[str, ...]] = {
     "flip_invariant_resnet18": ("image",),
     "orbit_resnet18": ("image",),
     "e2_resnet18": ("image",),
+    "e2_wrn22": ("image",),
     "vgg13": ("image",),
     "pyramidnet110": ("image",),
     "convmixer": ("image",),
@@ -37,6 +38,7 @@ WIDTH_MEANING: dict[str, str] = {
     "flip_invariant_resnet18": "first-stage channels (64)",
     "orbit_resnet18": "first-stage channels (64)",
     "e2_resnet18": "first-stage channels of the plain network it matches (64); fields = width*sqrt(|G|)/|G|",
+    "e2_wrn22": "widen factor k (4 in the paper): stages of 16k, 32k, 64k planes; fields = planes*sqrt(|G|)/|G|",
     "vgg13": "first-stage channels (64)",
     "pyramidnet110": "alpha, the channels added over the network (84 in the paper)",
     "convmixer": "dim (256 in the paper)",
@@ -54,6 +56,7 @@ MODEL_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "flip_invariant_resnet18": RESNET_OPTIONS,
     "orbit_resnet18": RESNET_OPTIONS,
     "e2_resnet18": {"group": ("d2", "d4")},
+    "e2_wrn22": {"group": ("d2", "d4")},
 }
 
 
@@ -72,6 +75,9 @@ PARAMETERS_PER_WIDTH_SQUARED: dict[str, int] = {
     "flip_invariant_resnet18": 2727,
     "orbit_resnet18": 2727,
     "e2_resnet18": 2000,  # ~2727 for wide networks; rounding fields down costs up to ~25% at width 8
+    # 9 blocks of two 3x3 convs over planes p: a group conv has (p/sqrt|G|)^2 |G| 9 = 9 p^2 weights, as
+    # a plain one; 2 * 9 * 3 * (16^2 + 32^2 + 64^2) k^2 = 290,304 k^2 (less the first blocks' smaller inputs)
+    "e2_wrn22": 250_000,
     "vgg13": 2295,  # 9 * (1 + 2 + 4 + 8 + 16 + 32 + 3 * 64): its 3x3 convs after the first
     "pyramidnet110": 300,  # ~333 alpha^2 for large alpha: 18 * sum_k (k alpha / 54)^2 over 54 blocks
     "convmixer": 16,  # 16 pointwise convs dim -> dim
@@ -111,10 +117,11 @@ def build_model(name: str, width: int, sample_shape: tuple[int, ...], num_classe
 
         cls = {"resnet18": ResNet18, "flip_invariant_resnet18": FlipInvariantResNet18, "orbit_resnet18": OrbitResNet18}
         return cls[name](in_channels, width, num_classes, **options)
-    if name == "e2_resnet18":
-        from dataworth.models.equivariant import EquivariantResNet18
+    if name in ("e2_resnet18", "e2_wrn22"):
+        from dataworth.models.equivariant import EquivariantResNet18, EquivariantWideResNet22
 
-        return EquivariantResNet18(in_channels, width, num_classes, **options)
+        cls = {"e2_resnet18": EquivariantResNet18, "e2_wrn22": EquivariantWideResNet22}
+        return cls[name](in_channels, width, num_classes, **options)
     if name == "vgg13":
         from dataworth.models.vgg import VGG13
 

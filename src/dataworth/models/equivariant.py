@@ -1,9 +1,10 @@
-"""An E(2)-equivariant ResNet-18 (the paper's `e2cnn18`, fig. 4) written as a group-convolutional
-network (Cohen & Welling 2016) in plain PyTorch.
+"""The paper's E(2)-equivariant networks (fig. 4), a ResNet-18 (`e2cnn18`) and a Wide-ResNet-22-4
+(`e2cnn`), written as group-convolutional networks (Cohen & Welling 2016) in plain PyTorch.
 
 Geiping et al. build it with the e2cnn library: a dihedral group D_N (N rotations and the
-mirrors; they use N = 2), regular feature fields, a 5x5 lifting convolution, four stages of two
-pre-activation wide-ResNet blocks (planes width, 2w, 4w, 8w; the stride sits on a block's second
+mirrors; they use N = 2), regular feature fields, a 5x5 lifting convolution, stages of
+pre-activation wide-ResNet blocks (the ResNet-18: four of two blocks, planes width, 2w, 4w, 8w; the
+Wide-ResNet-22-k: three of three blocks, planes 16k, 32k, 64k; the stride sits on a block's second
 conv), field counts scaled by sqrt(|G|)/|G| so the parameter count stays near the plain network's,
 and an input resized to 33x33 so that every stride-2 grid is symmetric about the image centre.
 e2cnn does not run with our NumPy 2 (and escnn needs a Fortran compiler to install), so this
@@ -14,7 +15,7 @@ by g^-1. Pooling over the group and the plane at the end makes the logits invari
 (by 180 degrees for D2, by 90 for D4) or mirroring the input leaves them unchanged up to
 floating-point error (tests/test_paper_models.py checks it).
 
-Difference to e2cnn: the last stage keeps regular fields and is pooled over the group (e2cnn's
+Difference to e2cnn: the last block keeps regular fields and is pooled over the group (e2cnn's
 model maps it to invariant fields with a convolution), and e2cnn expands filters in a steerable
 basis with a frequency cut-off, so parameter counts differ slightly from theirs.
 """
@@ -125,18 +126,20 @@ def regular_fields(planes: int, order: int) -> int:
 
 
 class EquivariantEncoder(nn.Module):
-    def __init__(self, in_channels: int, width: int, group: str = "d2"):
+    """A 5x5 lifting conv to `stem` planes, then stages of pre-activation blocks (`stages`: planes,
+    first block's stride), `blocks` per stage, each plane count as regular fields of the group."""
+
+    def __init__(self, in_channels: int, group: str, stem: int, stages: list[tuple[int, int]], blocks: int):
         super().__init__()
         self.group = DihedralGroup(group)
         order = self.group.order
-        fields = [regular_fields(width * m, order) for m in (1, 1, 2, 4, 8)]
+        fields = [regular_fields(stem, order)] + [regular_fields(planes, order) for planes, _ in stages]
         self.lift = LiftingConv(self.group, in_channels, fields[0], 5, 2)
-        blocks = []
-        for stage in range(4):
-            stride = 1 if stage == 0 else 2
-            blocks += [EquivariantBlock(self.group, fields[stage], fields[stage + 1], stride),
-                       EquivariantBlock(self.group, fields[stage + 1], fields[stage + 1], 1)]
-        self.blocks = nn.Sequential(*blocks)
+        layers = []
+        for stage, (_, stride) in enumerate(stages):
+            layers.append(EquivariantBlock(self.group, fields[stage], fields[stage + 1], stride))
+            layers += [EquivariantBlock(self.group, fields[stage + 1], fields[stage + 1], 1) for _ in range(blocks - 1)]
+        self.blocks = nn.Sequential(*layers)
         self.bn = FieldNorm(fields[-1])
         self.out_dim = fields[-1]
 
@@ -149,6 +152,21 @@ class EquivariantEncoder(nn.Module):
 
 
 class EquivariantResNet18(Classifier):
+    """Their `e2cnn18` (e2cnn's ComparableResNet, depth 18): stages of width, 2w, 4w, 8w planes, two
+    blocks each, strides 1, 2, 2, 2."""
+
     def __init__(self, in_channels: int, width: int, num_classes: int, group: str = "d2"):
-        encoder = EquivariantEncoder(in_channels, width, group)
+        stages = [(width, 1), (2 * width, 2), (4 * width, 2), (8 * width, 2)]
+        encoder = EquivariantEncoder(in_channels, group, width, stages, blocks=2)
+        super().__init__(encoder, encoder.out_dim, num_classes)
+
+
+class EquivariantWideResNet22(Classifier):
+    """Their `e2cnn` (e2cnn's Wide_ResNet, depth 22, widen factor k = `width`, no dropout, D2): a
+    stem of 16 planes, then stages of 16k, 32k, 64k planes, (22 - 4) / 6 = 3 blocks each, strides
+    1, 2, 2."""
+
+    def __init__(self, in_channels: int, width: int, num_classes: int, group: str = "d2"):
+        stages = [(16 * width, 1), (32 * width, 2), (64 * width, 2)]
+        encoder = EquivariantEncoder(in_channels, group, 16, stages, blocks=3)
         super().__init__(encoder, encoder.out_dim, num_classes)

@@ -312,6 +312,30 @@ def test_prepared_pointer_loads_uint8_and_normalises_on_the_device(cinic_root, t
     assert torch.allclose(wrapped(batch), net(torch.as_tensor(expected, dtype=torch.float32)), atol=1e-4)
 
 
+def test_normalize_cifar10_uses_cifar10s_statistics_and_enters_run_ids_only_when_set(cinic_root, tmp_path):
+    root = cinic_root[0]
+    pool_ids = [r["run_id"] for r in load_study(cinic_study(root)).runs]
+    assert [r["run_id"] for r in load_study(cinic_study(root, normalize="pool")).runs] == pool_ids
+    study = load_study(cinic_study(root, normalize="cifar10"))
+    assert [r["run_id"] for r in study.runs] != pool_ids and study.runs[0]["dataset"]["normalize"] == "cifar10"
+    prepare_dataset(study.dataset_config(), tmp_path / "d.pt")
+    data = load_dataset(tmp_path / "d.pt")
+    # The values of the paper's config/data/CINIC10.yaml (CIFAR-10's), in 0..1 units there.
+    mean = np.array([0.4914672374725342, 0.4822617471218109, 0.4467701315879822])[:, None, None]
+    std = np.array([0.24703224003314972, 0.24348513782024384, 0.26158785820007324])[:, None, None]
+    batch = data.x["train"][:4]
+    assert np.allclose(data.eval_input(batch).numpy(), (batch.numpy() / 255.0 - mean) / std, atol=1e-5)
+    assert len(list((root / ".dataworth-cache" / "datasets").iterdir())) == 1  # the same prepared arrays
+
+    grey = tmp_path / "grey"
+    write_idx_dataset(grey, "mnist")
+    mnist = {**cinic_study(grey), "dataset": {"name": "mnist", "root": str(grey), "ood": "mnist:test",
+                                              "normalize": "cifar10"}}
+    with pytest.raises(StudyError, match=r"dataset.normalize: cifar10 holds statistics for 3-channel images; "
+                                         r"this dataset's have 1; allowed: pool"):
+        load_study(mnist)
+
+
 def test_nested_stratified_subsets_of_a_file_pool(cinic_root):
     root = cinic_root[0]
     y = data_cache.load_arrays(load_study(cinic_study(root)).spec.dataset.prepared())["y_train"]

@@ -63,7 +63,7 @@ def test_paper_studies_use_the_scripts_sizes_and_recipe():
         assert raw["grid"]["n_train"] == (SCRIPT_SIZES_25 if name.endswith("fig0.yaml") else SCRIPT_SIZES_13)
         assert max(raw["grid"]["n_train"]) <= PAPER_POOL
         assert raw["dataset"] == {"name": "cinic10", "pool": "all", "exclude_cifar10": True, "deduplicate": True,
-                                  "holdout": 10000, "ood": "cifar10:test"}
+                                  "holdout": 10000, "ood": "cifar10:test", "normalize": "cifar10"}
         train = raw["train"]
         assert (train["steps"], train["batch_size"], train["optimizer"], train["lr"], train["momentum"],
                 train["weight_decay"], train["warmup_steps"]) == (60000, 128, "sgd", 0.1, 0.9, 0.0005, 2000)

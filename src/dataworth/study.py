@@ -880,6 +880,8 @@ def _cross_check(spec: StudySpec) -> list[str]:
             ds.prepared()
         except DataFileError as exc:
             return [f"dataset: {exc}"]
+        if ds.normalize_problem():
+            return [ds.normalize_problem()]
     # --- issue 16 item 4: every eval.test_sets reference is found and fits the training data.
     if spec.eval.test_sets:
         from dataworth.evaluate.test_sets import check_against_dataset, check_test_sets

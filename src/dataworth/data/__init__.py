@@ -29,7 +29,7 @@ def prepare_dataset(config: dict, out: str | Path) -> dict:
 
     spec = DATASET_SPECS[config["name"]].model_validate(config)
     if spec.stores_pixels:
-        meta = spec.prepared()
+        meta = with_normalization(spec.prepared(), spec.normalize)
         with atomic_path(out) as tmp:
             torch.save({"meta": meta}, tmp)
         return meta
@@ -98,6 +98,17 @@ class Dataset:
         return StoredInput(network, self)
 
 
+def with_normalization(meta: dict, normalize: str) -> dict:
+    """The prepared dataset's meta with the mean and std its network input is normalised with:
+    the pool's (as prepared) or a fixed set (pixel_datasets.NORMALIZATIONS)."""
+    if normalize == "pool":
+        return meta
+    from dataworth.data.pixel_datasets import NORMALIZATIONS
+
+    mean, std = NORMALIZATIONS[normalize]
+    return {**meta, "normalize": normalize, "mean": list(mean), "std": list(std)}
+
+
 def _arrays_here(meta: dict) -> dict:
     """The pointer's meta, or, where its arrays are not on this machine (results prepared elsewhere
     and pulled) and DATAWORTH_DATA names a root here, the same dataset prepared under that root."""
@@ -108,7 +119,7 @@ def _arrays_here(meta: dict) -> dict:
     if here["sha256"] != meta["sha256"]:
         raise DataFileError(f"the dataset files under {spec.data_root()} hold other images than the ones this "
                             f"study was prepared with (sha256 {here['sha256'][:12]}, not {meta['sha256'][:12]})")
-    return here
+    return with_normalization(here, meta.get("normalize", "pool"))
 
 
 # The last dataset loaded, per process: a job that trains or evaluates a pack of runs reads and

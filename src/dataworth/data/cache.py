@@ -113,7 +113,7 @@ def prepare_pixel_dataset(spec, root: Path, log=None) -> dict:
     return the dataset's meta, with `arrays_dir` the folder of its .npy files."""
     train_refs, test_ref, ood_ref = spec.train_refs(), spec.test_ref(), spec.ood_ref()
     refs = [*train_refs, *([test_ref] if test_ref else []), ood_ref]  # no test_ref: held out from the pool
-    settings = spec.model_dump(exclude={"root"})
+    settings = spec.model_dump(exclude={"root", "normalize"})  # the same arrays however they are normalised
     parts = list(dict.fromkeys((r.source, r.part) for r in refs))  # the pool's first: its error comes first
     index_key = _short({"settings": settings, "parts": [fingerprint(root, part_paths(root, *p)) for p in parts]})
     if index_key in _RESOLVED:

@@ -26,6 +26,15 @@ _OOD = Field(description="the shifted test set, a reference <source>:<part>[@<op
 _TEST = Field(default=None, description="the in-distribution test set (a reference); default: the dataset's own test split")
 
 
+# Fixed normalisations a pixel dataset may use instead of its pool's statistics, in pixel units
+# (0..255): CIFAR-10's training-set channel means and stds, as Geiping et al.'s config/data/CINIC10.yaml
+# carries them over to CINIC-10 (0.4914672374725342, ... and 0.24703224003314972, ... times 255).
+NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "cifar10": (tuple(255 * m for m in (0.4914672374725342, 0.4822617471218109, 0.4467701315879822)),
+                tuple(255 * s for s in (0.24703224003314972, 0.24348513782024384, 0.26158785820007324))),
+}
+
+
 def first_of_identical(x: np.ndarray) -> np.ndarray:
     """Indices of the first image of each set of identical images (same pixels), in order."""
     rows = np.ascontiguousarray(x).reshape(len(x), -1)
@@ -46,6 +55,9 @@ class PixelDatasetSpec(DatasetSpec):
     root: str | None = _ROOT
     test: str | None = _TEST
     ood: str = _OOD
+    normalize: Literal["pool", "cifar10"] = Field(
+        default="pool", description="per-channel mean and std the network's input is normalised with: the "
+        "training pool's (pool), or CIFAR-10's training set's (cifar10; Geiping et al. carry them over to CINIC-10)")
 
     @field_validator("test", "ood")
     @classmethod
@@ -88,7 +100,19 @@ class PixelDatasetSpec(DatasetSpec):
         return prepare_pixel_dataset(self, self.data_root())
 
     def identity(self) -> dict:
-        return {**self.model_dump(exclude={"root"}), "sha256": self.prepared()["sha256"]}
+        # `normalize` enters run ids only when set: the ids from before it existed stay as they were.
+        left_out = {"root"} | ({"normalize"} if self.normalize == "pool" else set())
+        return {**self.model_dump(exclude=left_out), "sha256": self.prepared()["sha256"]}
+
+    def normalize_problem(self) -> str | None:
+        """Why `normalize` does not fit the prepared images (a fixed set has one value per channel)."""
+        if self.normalize == "pool":
+            return None
+        channels, expected = self.prepared()["sample_shape"][0], len(NORMALIZATIONS[self.normalize][0])
+        if channels == expected:
+            return None
+        return (f"dataset.normalize: {self.normalize} holds statistics for {expected}-channel images; this dataset's "
+                f"have {channels}; allowed: pool")
 
     def train_pool_size(self) -> int:
         return self.prepared()["sizes"]["train"]

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from dataworth.augment.spec import IMAGE, OpSpec
 
-GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")  # one warp for all of them
 
 # AutoAugment's CIFAR-10 policy (Cubuk et al. 2019, as torchvision lists it): 25 sub-policies of
 # two (op, probability, magnitude bin of 10) steps; bin None for ops without a magnitude.
@@ -115,13 +115,6 @@ def apply_ops(x, space, kind, magnitude, interpolation: str):
 
     n, _, h, w = x.shape
     names = [name for name, _, _ in space]
-    affine_builders = {
-        "ShearX": lambda m: warp.shear_matrix(m, "x"),
-        "ShearY": lambda m: warp.shear_matrix(m, "y"),
-        "TranslateX": lambda m: warp.translate_matrix(torch.trunc(m), torch.zeros_like(m)),
-        "TranslateY": lambda m: warp.translate_matrix(torch.zeros_like(m), torch.trunc(m)),
-        "Rotate": lambda m: warp.rotate_matrix(m, h, w),
-    }
     colour = {
         "Brightness": lambda s, m: pixels.brightness(s, 1.0 + m),
         "Color": lambda s, m: pixels.saturation(s, 1.0 + m),
@@ -135,17 +128,14 @@ def apply_ops(x, space, kind, magnitude, interpolation: str):
     }
 
     def affine(images, index):
-        kinds, mags = kind[index], magnitude[index]
-        matrix = warp.identity_matrix(len(index), x.device)
-        for k, name in enumerate(names):
-            if name in affine_builders:
-                matrix = torch.where((kinds == k)[:, None], affine_builders[name](mags), matrix)
-        return warp.warp_affine(images, matrix, interpolation, quantize=True)
+        kinds = kind[index]
+        masks = {name: kinds == names.index(name) for name in GEOMETRIC}
+        return warp.warp_affine(images, warp.op_matrices(masks, magnitude[index], h, w), interpolation, quantize=True)
 
     # Groups: 0 = unchanged (Identity, or no op), 1 = affine, then one per colour op.
     group_of_kind, fns = [], [None, affine]
     for name in names:
-        if name in affine_builders:
+        if name in GEOMETRIC:
             group_of_kind.append(1)
         elif name in colour:
             group_of_kind.append(len(fns))

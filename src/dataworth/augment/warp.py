@@ -86,38 +86,28 @@ def warp_perspective(x: torch.Tensor, coeffs: torch.Tensor, interpolation: str, 
 # --- inverse matrices, as torchvision hands them to Pillow -----------------------------------------
 
 
-def identity_matrix(n: int, device) -> torch.Tensor:
-    m = torch.zeros(n, 6, dtype=torch.float64, device=device)
-    m[:, 0] = m[:, 4] = 1.0
-    return m
-
-
-def shear_matrix(m: torch.Tensor, axis: str) -> torch.Tensor:
-    """torchvision's ShearX/ShearY: F.affine with shear degrees(atan(m)) about the corner (0, 0).
-    Its inverse matrix is (1, tan(s), 0, 0, 1, 0) for x and (1, 0, 0, tan(s), 1, 0) for y."""
-    t = torch.tan(torch.deg2rad(torch.rad2deg(torch.atan(m.to(torch.float64)))))
-    out = identity_matrix(len(m), m.device)
-    out[:, 1 if axis == "x" else 3] = t
-    return out
-
-
-def translate_matrix(dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
-    """F.affine with translate [dx, dy] whole pixels: the source point is (u - dx, v - dy)."""
-    out = identity_matrix(len(dx), dx.device)
-    out[:, 2], out[:, 5] = -dx.to(torch.float64), -dy.to(torch.float64)
-    return out
-
-
-def rotate_matrix(degrees: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """`Image.rotate(degrees)` (counter-clockwise about the centre (w/2, h/2)): Pillow's own
-    matrix, its cosines and sines rounded to 15 decimals."""
-    angle = -torch.deg2rad(degrees.to(torch.float64))
+def op_matrices(op: dict[str, torch.Tensor], m: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The inverse matrices (N, 6), as torchvision hands them to Pillow, of a batch whose images
+    each get one of its affine ops: `op` maps ShearX, ShearY, TranslateX, TranslateY and Rotate to
+    (N,) masks of the images that get it, `m` holds their magnitudes. One pass over the batch:
+    - ShearX / ShearY: F.affine with shear degrees(atan(m)) about the corner (0, 0), whose inverse
+      is (1, tan(s), 0, 0, 1, 0) / (1, 0, 0, tan(s), 1, 0);
+    - TranslateX / TranslateY: F.affine by whole pixels, the source point (u - dx, v - dy);
+    - Rotate: `Image.rotate(m)`, counter-clockwise about the centre (w/2, h/2), Pillow's own
+      matrix with its cosines and sines rounded to 15 decimals."""
+    m = m.to(torch.float64)
+    tan = torch.tan(torch.deg2rad(torch.rad2deg(torch.atan(m))))
+    angle = -torch.deg2rad(m)
     cos, sin = torch.round(torch.cos(angle), decimals=15), torch.round(torch.sin(angle), decimals=15)
     cx, cy = w / 2.0, h / 2.0
-    out = torch.stack([cos, sin, torch.zeros_like(cos), -sin, cos, torch.zeros_like(cos)], 1)
-    out[:, 2] = cos * -cx + sin * -cy + cx
-    out[:, 5] = -sin * -cx + cos * -cy + cy
-    return out
+    shift = -torch.trunc(m)
+    rotate = op["Rotate"]
+    a = torch.where(rotate, cos, 1.0)
+    b = torch.where(op["ShearX"], tan, torch.where(rotate, sin, 0.0))
+    c = torch.where(op["TranslateX"], shift, torch.where(rotate, cos * -cx + sin * -cy + cx, 0.0))
+    d = torch.where(op["ShearY"], tan, torch.where(rotate, -sin, 0.0))
+    f = torch.where(op["TranslateY"], shift, torch.where(rotate, -sin * -cx + cos * -cy + cy, 0.0))
+    return torch.stack([a, b, c, d, a, f], 1)
 
 
 def perspective_coeffs(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:

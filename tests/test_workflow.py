@@ -171,8 +171,9 @@ def test_configfile_selects_another_study_without_mixing_in_params_yaml(project,
     from conftest import write_yaml
 
     write_yaml(project.root / "other.yaml", other)
-    # Up to its metrics (the report has its own tests): enough to see whose results are made.
-    proc = project.snakemake("results/other/metrics.parquet", "--configfile", "other.yaml")  # --configfile takes all that follows
+    # Up to its metrics (the report has its own tests): enough to see whose results are made. The
+    # target comes first: --configfile takes every argument that follows it.
+    proc = project.snakemake("results/other/metrics.parquet", "--configfile", "other.yaml")
     assert jobs_run(proc.stdout + proc.stderr)["train"] == 1
     assert (project.results("other") / "metrics.parquet").exists()
     assert not project.results("tiny").exists()

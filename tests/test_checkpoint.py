@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 import pytest
 import torch
 
-from conftest import BIN
+from conftest import BIN, TINY_STUDY
 from dataworth.data import prepare_dataset
 from dataworth.evaluate import evaluate_run
 from dataworth.runs import RunDir
@@ -109,16 +110,32 @@ def wait_for(path, proc, timeout=60.0):
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("how", ["SIGUSR1", "SIGTERM", "SIGKILL"])
-def test_signalled_or_killed_process_resumes_to_identical_results(tmp_path, tiny_study, setup, how):
-    _, data = setup
-    tiny_study["train"].update(steps=3000, log_every=100, checkpoint_every_seconds=0.3)
-    run = load_study(tiny_study).runs[-1]
-    reference = RunDir(tmp_path / "reference")
-    train_run(run, data, reference)
+# Long enough that a signal sent once the first periodic checkpoint exists (0.3 s into training)
+# lands well before the end, even on a fast machine; short enough not to dominate the suite.
+LONG_STEPS = 1000
 
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """A study whose runs train long enough to be signalled mid-run, its prepared data, one of
+    its runs and that run's outcome trained without interruption: the reference every
+    interrupted training below is compared with, trained once for all of them."""
+    root = tmp_path_factory.mktemp("long-run")
+    study = copy.deepcopy(TINY_STUDY)
+    study["train"].update(steps=LONG_STEPS, log_every=100, checkpoint_every_seconds=0.3)
+    data = root / "data.pt"
+    prepare_dataset(study["dataset"], data)
+    run = load_study(study).runs[-1]
+    reference = RunDir(root / "reference")
+    train_run(run, data, reference)
+    return study, run, data, outcome(reference, data)
+
+
+@pytest.mark.parametrize("how", ["SIGUSR1", "SIGTERM", "SIGKILL"])
+def test_signalled_or_killed_process_resumes_to_identical_results(tmp_path, long_run, how):
+    study, run, data, reference = long_run
     out = RunDir(tmp_path / "runs" / run["run_id"])
-    proc = start_training(tiny_study, run["run_id"], data, out)
+    proc = start_training(study, run["run_id"], data, out)
     wait_for(out.checkpoint, proc)  # a periodic checkpoint: training is under way
     proc.send_signal(getattr(signal, how))
     output = proc.communicate(timeout=60)[0]
@@ -129,38 +146,36 @@ def test_signalled_or_killed_process_resumes_to_identical_results(tmp_path, tiny
         assert "checkpoint written" in output
     assert not out.training.exists()
 
-    rerun = start_training(tiny_study, run["run_id"], data, out)
+    rerun = start_training(study, run["run_id"], data, out)
     output = rerun.communicate(timeout=120)[0]
     assert rerun.returncode == 0, output
     assert "resuming from its checkpoint" in output
     record = read_parquet(out.training, TRAINING).iloc[0]
-    assert 0 < record["resumed_from_step"] < 3000
-    assert_same(outcome(out, data), outcome(reference, data))
+    assert 0 < record["resumed_from_step"] < LONG_STEPS
+    assert_same(outcome(out, data), reference)
 
 
-def test_a_stopped_pack_job_keeps_its_trained_runs_and_resumes_the_one_in_progress(tmp_path, tiny_study, setup):
+def test_a_stopped_pack_job_keeps_its_trained_runs_and_resumes_the_one_in_progress(tmp_path, long_run):
     """A job training two runs one after another is signalled during the second: the first stays
     trained, the second checkpoints, the job exits 75; started again, it skips the first and
     resumes the second to the numbers of an uninterrupted run."""
-    _, data = setup
-    tiny_study["train"].update(steps=3000, log_every=100, checkpoint_every_seconds=0.3)
-    first, second = load_study(tiny_study).runs[:2]
-    reference = RunDir(tmp_path / "reference")
-    train_run(second, data, reference)
+    study, second, data, reference = long_run
+    first = load_study(study).runs[0]
+    assert first["run_id"] != second["run_id"]
 
     runs = tmp_path / "runs"
     out_first, out_second = RunDir(runs / first["run_id"]), RunDir(runs / second["run_id"])
     pack = [first["run_id"], second["run_id"]]
-    proc = start_training(tiny_study, pack, data, out_second)
+    proc = start_training(study, pack, data, out_second)
     wait_for(out_second.checkpoint, proc)
     proc.send_signal(signal.SIGTERM)
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 75, output
     assert out_first.training.exists() and not out_second.training.exists()
 
-    rerun = start_training(tiny_study, pack, data, out_second)
+    rerun = start_training(study, pack, data, out_second)
     output = rerun.communicate(timeout=120)[0]
     assert rerun.returncode == 0, output
     assert f"[1/2] run {first['run_id']}: already done, skipped" in output
-    assert 0 < read_parquet(out_second.training, TRAINING).iloc[0]["resumed_from_step"] < 3000
-    assert_same(outcome(out_second, data), outcome(reference, data))
+    assert 0 < read_parquet(out_second.training, TRAINING).iloc[0]["resumed_from_step"] < LONG_STEPS
+    assert_same(outcome(out_second, data), reference)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,10 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, REPO, Project
+from conftest import BIN, REPO, TINY_STUDY, Project
 from test_workflow import jobs_run
 
-pytestmark = pytest.mark.integration
+# One worker for the module: its tests start from one reproduced repository (module-scoped), built
+# once rather than once per worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("dvc")]
 
 GIT = ["git", "-c", "user.name=dataworth-test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main"]
 
@@ -32,9 +35,12 @@ def tables(results: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(report.iterdir()) if p.suffix in (".md", ".tex")}
 
 
-@pytest.fixture
-def dvc_project(project: Project, tiny_study, tmp_path) -> Project:
-    """The workflow as a git + DVC repository whose default remote is a local folder."""
+@pytest.fixture(scope="module")
+def _reproduced(tmp_path_factory) -> tuple[Path, dict, str]:
+    """The workflow as a git + DVC repository after its first `dvc repro` of the tiny study, built
+    once for this module: (its root, its study, what that repro printed)."""
+    project = Project(tmp_path_factory.mktemp("dvc-project"))
+    tiny_study = copy.deepcopy(TINY_STUDY)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, project.root / name)
     shutil.copytree(REPO / ".dvc", project.root / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache", "config.local"))
@@ -54,17 +60,36 @@ def dvc_project(project: Project, tiny_study, tmp_path) -> Project:
     # ---
     env = project.env()
     run([*GIT, "init", "-q"], project.root, env)
-    dvc("remote", "modify", "local", "url", str(tmp_path / "remote"), cwd=project.root, env=env)
     run([*GIT, "add", "-A"], project.root, env)
     run([*GIT, "commit", "-qm", "study"], project.root, env)
+    first = dvc("repro", cwd=project.root, env=env)
+    return project.root, tiny_study, first
+
+
+@pytest.fixture
+def dvc_project(_reproduced, tmp_path) -> Project:
+    """A copy of the reproduced repository (mtimes kept, as DVC and Snakemake read them) whose
+    default remote is a local folder of this test; `project.first_repro` is what its first
+    `dvc repro` printed."""
+    source, study, first = _reproduced
+    project = Project.__new__(Project)
+    project.root = tmp_path / "project"
+    shutil.copytree(source, project.root, symlinks=True)
+    project.first_repro = first
+    dvc("remote", "modify", "local", "url", str(tmp_path / "remote"), cwd=project.root, env=project.env())
     return project
+
+
+@pytest.fixture
+def tiny_study(_reproduced) -> dict:
+    return copy.deepcopy(_reproduced[1])
 
 
 def test_repro_push_then_fresh_clone_pull_rebuilds_tables_without_training(dvc_project, tiny_study, tmp_path):
     root, env = dvc_project.root, dvc_project.env()
     results = dvc_project.results()
 
-    first = dvc("repro", cwd=root, env=env)
+    first = dvc_project.first_repro
     assert jobs_run(first)["train"] == 1  # one pack of the 4 runs
     # A plain `dvc repro` leaves the other studies alone; named, a study's stages run (issue 18 item 7).
     assert not (root / "results" / "tiny2").exists()
@@ -114,8 +139,7 @@ def test_repro_push_then_fresh_clone_pull_rebuilds_tables_without_training(dvc_p
 
 
 def test_changing_one_grid_value_reruns_only_the_affected_runs(dvc_project, tiny_study):
-    root, env = dvc_project.root, dvc_project.env()
-    dvc("repro", cwd=root, env=env)
+    root, env = dvc_project.root, dvc_project.env()  # after its first `dvc repro`
     # Contents, not mtimes: each stage first puts mtimes back in pipeline order.
     finished = {p: p.read_bytes() for p in (dvc_project.results() / "runs").rglob("*.parquet")}
 

@@ -73,7 +73,7 @@ def dvc_project(_reproduced, tmp_path) -> Project:
     """A copy of the reproduced repository (mtimes kept, as DVC and Snakemake read them) whose
     default remote is a local folder of this test; `project.first_repro` is what its first
     `dvc repro` printed."""
-    source, study, first = _reproduced
+    source, _, first = _reproduced
     project = Project.__new__(Project)
     project.root = tmp_path / "project"
     shutil.copytree(source, project.root, symlinks=True)

@@ -34,7 +34,9 @@ from dataworth.tracking.schemas import EXCHANGE_RATES, FITS, HISTORY, SUMMARY, T
 from dataworth.tracking.ui_links import VIEW_TAG
 from dataworth.train import train_run
 
-pytestmark = pytest.mark.integration
+# One worker for the module: its module-scoped fixtures (a server that takes seconds to start, the
+# studies built for two_checkouts and synced) are then made once, not once on each worker.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("mlflow")]
 
 
 def free_port() -> int:

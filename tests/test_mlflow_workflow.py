@@ -22,16 +22,27 @@ from test_workflow import jobs_run
 pytestmark = pytest.mark.integration
 
 
-def test_track_rule_syncs_after_everything_all_builds_and_the_ui_serves_it(project, tiny_study):
-    tiny_study["resources"] = {"runs_per_job": 4}  # one job per stage: fewer process starts
-    project.write_study(tiny_study)
+def dry_run_jobs(project, *args: str, env: dict) -> dict[str, int]:
+    proc = project.snakemake(*args, env=env)
+    return jobs_run(proc.stdout + proc.stderr)
+
+
+# On the worker that holds the finished tiny study (conftest): the track rule is what this test
+# checks, and it starts from that study's copy instead of training and evaluating it again.
+@pytest.mark.xdist_group("finished_tiny_packed")
+def test_track_rule_syncs_after_everything_all_builds_and_the_ui_serves_it(finished_packed):
+    project = finished_packed
     offline = {"MLFLOW_TRACKING_URI": ""}  # the study's own store, whatever this machine has set
-    dry = project.snakemake("-n", env=offline)
-    assert "track" not in jobs_run(dry.stdout + dry.stderr)  # the default target stays offline
+    # What each target asks for from scratch (--forceall: as if nothing were built yet): the
+    # default target stays offline; `track` pulls in the whole pipeline, training included.
+    dry = dry_run_jobs(project, "-n", "--forceall", env=offline)
+    assert "track" not in dry and dry["train"] >= 1 and dry["collect"] == 1
+    dry_track = dry_run_jobs(project, "-n", "--forceall", "track", env=offline)
+    assert dry_track["track"] == 1 and dry_track["train"] == dry["train"] and dry_track["collect"] == 1
+    assert dry_track["report"] == 1  # after everything `all` builds, the analysis too
 
     first = project.snakemake("track", env=offline)
-    jobs = jobs_run(first.stdout + first.stderr)
-    assert jobs["track"] == 1 and jobs["train"] == 1 and jobs["collect"] == 1
+    assert jobs_run(first.stdout + first.stderr) == {"track": 1}  # the finished study: only the sync is due
     results = project.results()
     record = json.loads((results / "mlflow-sync.json").read_text())
     assert record["counts"] == {"created": 4} and record["tracking_uri"].startswith("sqlite:///")

@@ -38,11 +38,14 @@ def study_with_methods() -> pd.DataFrame:
     return pd.concat([supervised, simclr, vicreg], ignore_index=True)[METRICS.names]
 
 
+# The report's figures take seconds each to draw: built once per module, and the tests that read
+# it share one worker (xdist group) rather than each worker building it again.
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     return build_report(study_with_methods(), tmp_path_factory.mktemp("study"), n_bootstrap=20)
 
 
+@pytest.mark.xdist_group("ssl_report")
 def test_a_method_gets_curves_only_for_the_metrics_it_has(report):
     curves = report.fits.groupby("method")["metric"].unique().map(set).to_dict()
     probes = {"probe_test_accuracy", "probe_ood_accuracy", "knn_test_accuracy", "knn_ood_accuracy"}
@@ -53,6 +56,7 @@ def test_a_method_gets_curves_only_for_the_metrics_it_has(report):
     assert (report.fits.loc[report.fits["method"] == "vicreg", "status"] == "too_few_sizes").all()
 
 
+@pytest.mark.xdist_group("ssl_report")
 def test_exchange_rates_work_on_probe_accuracy(report):
     rates = report.exchange_rates
     simclr = rates[(rates["method"] == "simclr") & (rates["metric"] == "probe_test_accuracy") & (rates["grid"] == "study")]
@@ -62,6 +66,7 @@ def test_exchange_rates_work_on_probe_accuracy(report):
     assert "simclr" in text and "supervised" in text
 
 
+@pytest.mark.xdist_group("ssl_report")
 def test_report_has_rankme_against_probe_accuracy_per_method(report):
     table = (report.folder / "rankme_vs_probe.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
@@ -103,6 +108,7 @@ def test_metrics_without_rankme_give_the_report_without_that_section(tmp_path):
     assert "RankMe" not in (result.folder / "report.md").read_text()
 
 
+@pytest.mark.xdist_group("ssl_report")
 def test_report_has_rankme_within_groups_beside_the_pooled_rho(report):
     # issue 19 C: one row per method, policy and RankMe column that has runs; the synthetic RankMe
     # follows the probe exactly, so every group's rho is 1 and RankMe's pick loses nothing

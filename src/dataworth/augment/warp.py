@@ -29,9 +29,9 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
     Nearest takes the pixel containing the point; bilinear is one `grid_sample` (align_corners=False
     puts pixel i's centre at i + 0.5, as Pillow does) with its neighbours clamped at the edge
     ('border'), as Pillow does; the fill applies where the point lies outside the image, Pillow's
-    test for both. `quantize`
-    truncates bilinear results to whole numbers as Pillow does on uint8 images (pixel data);
-    `stays_inside` skips the fill where no point can leave the image (a resized crop)."""
+    test for both. `quantize` truncates bilinear results to whole numbers as Pillow does on uint8
+    images (pixel data); `stays_inside` skips the fill where no point can leave the image (a
+    resized crop)."""
     import torch.nn.functional as F
 
     if interpolation not in INTERPOLATIONS:
@@ -39,8 +39,8 @@ def sample(x: torch.Tensor, src_x: torch.Tensor, src_y: torch.Tensor, interpolat
     h, w = x.shape[-2:]
     if interpolation == "nearest":
         # Pillow's floor of the float64 point picks the pixel; a point outside the image reads a
-        # one-pixel zero border (the fill), so one gather does it all, with no mask (about 25%
-        # less than grid_sample on a grid of pixel centres, on a CPU).
+        # one-pixel zero border (the fill), so one gather does it all, with no mask (35-42% less
+        # CPU than grid_sample on a grid of pixel centres; docs/benchmarks.md).
         n, c = x.shape[:2]
         col = torch.floor(src_x).clamp_(-1, w).add_(1)
         index = torch.floor(src_y).clamp_(-1, h).add_(1).mul_(w + 2).add_(col).long()
@@ -144,7 +144,7 @@ def resized_crop(x: torch.Tensor, top, left, height, width) -> torch.Tensor:
 # Such an op says, per image, which input row each output row reads and which input column each
 # output column reads ((N, H) and (N, W) integer maps, -1 for the fill). A run of them composes
 # into one map, so flip + crop (the paper's baseline recipe) costs one gather over the batch
-# instead of a pad, a gather and a masked flip (about 3x less on a CPU).
+# instead of a pad, a gather and a masked flip (about half the CPU time; docs/benchmarks.md).
 
 
 def identity_map(n: int, size: int, device) -> torch.Tensor:

@@ -336,6 +336,25 @@ def test_normalize_cifar10_uses_cifar10s_statistics_and_enters_run_ids_only_when
         load_study(mnist)
 
 
+def test_ops_too_large_for_the_images_are_refused_at_validation(cinic_root):
+    # 32x32 images: reflect padding reaches at most 31 pixels out, symmetric 32, a blur kernel 63 taps.
+    study = cinic_study(cinic_root[0])
+    study["augmentations"]["big"] = [{"op": "crop", "padding": 32, "padding_mode": "reflect"},
+                                     {"op": "crop", "padding": 32, "padding_mode": "symmetric"},
+                                     {"op": "gaussian_blur", "kernel_size": 65}]
+    study["grid"]["augmentation"] = ["none", "big"]
+    with pytest.raises(StudyError) as error:
+        load_study(study)
+    message = str(error.value)
+    assert ("augmentations.big[0].padding: 32 with padding_mode reflect is too large for 32x32 images; "
+            "allowed: 1..31") in message
+    assert "augmentations.big[1]" not in message
+    assert "augmentations.big[2].kernel_size: 65 is too large for 32x32 images; allowed: odd, up to 63" in message
+    study["augmentations"]["big"] = [{"op": "crop", "padding": 31, "padding_mode": "reflect"},
+                                     {"op": "gaussian_blur", "kernel_size": 63}]
+    assert load_study(study).runs
+
+
 def test_nested_stratified_subsets_of_a_file_pool(cinic_root):
     root = cinic_root[0]
     y = data_cache.load_arrays(load_study(cinic_study(root)).spec.dataset.prepared())["y_train"]

@@ -973,6 +973,8 @@ def _cross_check(spec: StudySpec) -> list[str]:
                         f"{where}[{j}].op: {op.op!r} acts on 0..255 pixel values, but {ds.name} stores "
                         f"standardised values; allowed here: {', '.join(allowed)}"
                     )
+                elif ds.stores_pixels and (why := op.size_problem(*ds.prepared()["sample_shape"][1:])):
+                    problems.append(f"{where}[{j}].{why}")
     for i, model in enumerate(spec.grid.model):
         if modality not in MODEL_MODALITIES[model.name]:
             allowed = sorted(k for k, m in MODEL_MODALITIES.items() if modality in m)

@@ -247,14 +247,20 @@ class GaussianBlur(OpSpec):
             raise ValueError(f"sigma_min ({self.sigma_min}) must not exceed sigma_max ({self.sigma_max})")
         return self
 
+    def size_problem(self, height, width):
+        # Reflect padding of kernel_size // 2 pixels needs more pixels than that on each side.
+        if self.kernel_size // 2 >= min(height, width):
+            return (f"kernel_size: {self.kernel_size} is too large for {height}x{width} images; "
+                    f"allowed: odd, up to {2 * min(height, width) - 1}")
+        return None
+
     def transform(self, x, gen):
         import torch
 
         from dataworth.augment.pixels import gaussian_blur
 
-        if self.kernel_size // 2 >= min(x.shape[-2:]):
-            raise ValueError(f"gaussian_blur: kernel_size {self.kernel_size} is too large for "
-                             f"{x.shape[-2]}x{x.shape[-1]} images")
+        if problem := self.size_problem(*x.shape[-2:]):
+            raise ValueError(f"gaussian_blur.{problem}")
         u = torch.rand(x.shape[0], generator=gen, device=x.device, dtype=torch.float64)
         sigma = self.sigma_min + (self.sigma_max - self.sigma_min) * u
         return gaussian_blur(x, self.kernel_size, sigma)

@@ -138,15 +138,23 @@ class Crop(OpSpec):
     def may_fill(self) -> bool:
         return self.padding_mode == "constant"
 
+    def size_problem(self, height, width):
+        # One mirror image of the edge: reflect (about the edge pixel) reaches size - 1 pixels out,
+        # symmetric (including it) size pixels.
+        most = min(height, width) - (self.padding_mode == "reflect")
+        if self.padding_mode in ("reflect", "symmetric") and self.padding > most:
+            return (f"padding: {self.padding} with padding_mode {self.padding_mode} is too large for "
+                    f"{height}x{width} images; allowed: 1..{most}")
+        return None
+
     def pixel_map(self, n, gen, device, height, width):
         import torch
 
         from dataworth.augment.warp import identity_map, padded_index
 
+        if problem := self.size_problem(height, width):
+            raise ValueError(f"crop.{problem}")
         pad = self.padding
-        if self.padding_mode in ("reflect", "symmetric") and pad >= min(height, width):
-            raise ValueError(f"crop: {self.padding_mode} padding {pad} needs images larger than {pad} pixels "
-                             f"(got {height}x{width})")
         rows, cols = identity_map(n, height, device), identity_map(n, width, device)
         dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen, device=device)
         dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen, device=device)

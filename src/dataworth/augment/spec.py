@@ -44,6 +44,11 @@ class OpSpec(BaseModel):
         """The op applied to every sample of the batch (before the per-sample `p` choice)."""
         raise NotImplementedError
 
+    def size_problem(self, height: int, width: int) -> str | None:
+        """Why the op cannot apply to images of this size, as "<field>: <why>; allowed: ..." (checked
+        by `dataworth validate` where the dataset's image size is known, and when applied)."""
+        return None
+
     def pixel_map(self, n: int, gen, device, height: int, width: int):
         """For `moves_pixels_only` ops: per image, the input row of each output row (N, H) and the
         input column of each output column (N, W), -1 for the fill; `p` drawn here as well."""

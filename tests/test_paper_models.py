@@ -77,17 +77,19 @@ def test_e2_resnet18_parameters_by_hand():
 
 def test_e2_wrn22_parameters_by_hand():
     # Their e2cnn Wide_ResNet(depth 22, widen k): a 16-plane stem, then 3 stages of 3 blocks over
-    # 16k, 32k, 64k planes (strides 1, 2, 2). k = 1 under D2: p / 2 fields: stem 8, stages 8, 16, 32.
-    f = [8, 8, 16, 32]
-    n = f[0] * 3 * 25  # the 5x5 lifting conv
-    for stage in range(3):
-        fin, fout = f[stage], f[stage + 1]
-        n += 2 * fin + fout * fin * 4 * 9 + 2 * fout + fout * fout * 4 * 9  # block 1: bn1, conv1, bn2, conv2
-        n += fout * fin * 4 if stage > 0 else 0  # its 1x1 shortcut (stride 2 from the second stage)
-        n += 2 * (2 * fout + fout * fout * 4 * 9 + 2 * fout + fout * fout * 4 * 9)  # blocks 2 and 3
-    n += 2 * f[-1] + f[-1] * TEN_CLASSES + TEN_CLASSES  # final norm, head
-    assert parameters("e2_wrn22", 1) == n
-    assert parameters("e2_wrn22", 4) == 4_295_154  # the paper's k = 4 (same rule, k = 4; a plain WRN-22-4 has ~4.3 M)
+    # 16k, 32k, 64k planes (strides 1, 2, 2). Under D2 a stage of p planes has p / 2 regular fields.
+    def by_hand(k):
+        f = [8, 8 * k, 16 * k, 32 * k]
+        n = f[0] * 3 * 25  # the 5x5 lifting conv
+        for stage in range(3):
+            fin, fout = f[stage], f[stage + 1]
+            n += 2 * fin + fout * fin * 4 * 9 + 2 * fout + fout * fout * 4 * 9  # block 1: bn1, conv1, bn2, conv2
+            n += fout * fin * 4 if stage > 0 or fin != fout else 0  # its 1x1 shortcut (stride 2, or more fields)
+            n += 2 * (2 * fout + fout * fout * 4 * 9 + 2 * fout + fout * fout * 4 * 9)  # blocks 2 and 3
+        return n + 2 * f[-1] + f[-1] * TEN_CLASSES + TEN_CLASSES  # final norm, head
+
+    assert parameters("e2_wrn22", 1) == by_hand(1)
+    assert parameters("e2_wrn22", 4) == by_hand(4) == 4_295_154  # the paper's k = 4; a plain WRN-22-4 has ~4.3 M
 
 
 def test_paper_resnet18_options_change_the_network_as_the_paper_does():

@@ -45,6 +45,22 @@ def complete_file(path: Path) -> Path:
     return path
 
 
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """`dataworth <argv>` in this process, from the current directory: (exit status, stdout,
+    stderr). For commands whose behaviour is under test, not their process (each new process
+    imports torch); an error the CLI does not turn into its one line propagates as that exception."""
+    from dataworth.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.fixture
 def tiny_study() -> dict:
     return copy.deepcopy(TINY_STUDY)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import BIN, write_yaml
+from conftest import BIN, run_cli, write_yaml
 from dataworth.tracking.schemas import RUN_TABLE, read_parquet
 
 
@@ -36,22 +36,12 @@ def test_plan_prints_and_writes_the_run_table(tmp_path, tiny_study):
 
 
 def test_an_unknown_run_id_is_a_clear_error(tmp_path, tiny_study, capsys):
-    from dataworth.cli import main
-
     path = write_yaml(tmp_path / "s.yaml", tiny_study)
-
-    def in_process(*argv: str) -> tuple[int, str]:
-        # The CLI's own main, not a new process each (every start imports torch): an error it does
-        # not turn into its one line would propagate here as that exception, not as SystemExit.
-        with pytest.raises(SystemExit) as stopped:
-            main(list(argv))
-        return stopped.value.code, capsys.readouterr().err
-
     for command in ("train", "evaluate", "rankme"):
-        code, err = in_process(command, "--study", str(path), "--run-id", "nope", "--data", "x", "--runs", str(tmp_path))
+        code, _, err = run_cli(capsys, command, "--study", str(path), "--run-id", "nope", "--data", "x", "--runs", str(tmp_path))
         assert code == 2, (command, err)
         assert "run 'nope' is not in study 'tiny'" in err and "Traceback" not in err
-        code, err = in_process(command, "--study", str(path), "--pack", "0123456789ab", "--data", "x", "--runs",
+        code, _, err = run_cli(capsys, command, "--study", str(path), "--pack", "0123456789ab", "--data", "x", "--runs",
                                str(tmp_path / "runs"))
         assert code == 2 and "Traceback" not in err, (command, err)
         assert f"--pack 0123456789ab: no such pack of this study's runs in {tmp_path / 'packs.json'}" in err

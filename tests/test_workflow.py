@@ -9,6 +9,8 @@ import shutil
 
 import pytest
 
+from conftest import run_cli
+
 from dataworth.study import load_study
 from dataworth.tracking.schemas import FITS, METRICS, read_parquet
 
@@ -73,22 +75,6 @@ def test_study_runs_end_to_end_then_only_what_is_new(project, tiny_study):
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items()), "a finished run was redone"
     metrics = read_parquet(project.results() / "metrics.parquet", METRICS)
     assert len(metrics) == 8 and sorted(metrics["seed"].unique()) == [0, 1]
-
-
-def dataworth(capsys, *argv: str) -> tuple[int, str, str]:
-    """`dataworth <argv>` in this process, from the current directory: (exit status, stdout,
-    stderr). For commands whose behaviour is under test, not their process: Snakemake's jobs run
-    the same commands as processes in every workflow test."""
-    from dataworth.cli import main
-
-    capsys.readouterr()
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 INJECT_DISK_FULL = '''
@@ -248,7 +234,7 @@ def test_a_deleted_run_file_is_made_again_by_its_pack_and_nothing_else_retrains(
 
     # By hand, collect names the missing file and the marker that stands for it.
     monkeypatch.chdir(project.root)
-    code, _, err = dataworth(capsys, "collect", "results/tiny/study.json", "--out", "by-hand.parquet")
+    code, _, err = run_cli(capsys, "collect", "results/tiny/study.json", "--out", "by-hand.parquet")
     assert code == 1
     assert f"runs/{unevaluated}/summary.parquet" in err
     assert f"packs/{pack_of[unevaluated]}/evaluate.done" in err
@@ -287,13 +273,13 @@ def test_corrupt_run_files_are_found_named_and_redone_and_metrics_survive_a_fail
 
     # In this process, an exception would fail the test by itself: no traceback reaches a user.
     monkeypatch.chdir(project.root)
-    code, out, err = dataworth(capsys, "plan", "params.yaml")
+    code, out, err = run_cli(capsys, "plan", "params.yaml")
     assert code == 0 and "Traceback" not in err, err
     assert f"corrupt: results/tiny/runs/{truncated}/summary.parquet: not a complete Parquet file" in out
     assert f"corrupt: results/tiny/runs/{garbage}/model.pt: not a complete torch file" in out
     assert "2 corrupt" in out
 
-    code, _, err = dataworth(capsys, "collect", "params.yaml", "--out", "by-hand.parquet")
+    code, _, err = run_cli(capsys, "collect", "params.yaml", "--out", "by-hand.parquet")
     assert code == 1 and "Traceback" not in err
     assert f"runs/{truncated}/summary.parquet" in err and not (project.root / "by-hand.parquet").exists()
 
